@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ChannelLanes} from "./ChannelLanes.sol";
+import {SessionKeys} from "./SessionKeys.sol";
+import {LaneTerms} from "./libraries/LaneTerms.sol";
+import {LaneRecord} from "./libraries/LaneRecord.sol";
+
+/// @title StreamChannels
+/// @notice ProtocolBanks payment channels: deposit once, pay per request or per minute with signed cumulative
+///         vouchers, let a capped session key sign for you, and let a guardian brake when spending spikes.
+/// @dev Lifecycle: open -> (top up, grant/rotate/revoke keys, freeze/unfreeze, redeem)* -> either
+///      closeCooperative by the payee (immediate) or requestClose by the payer, `redeemWindow` seconds for the
+///      payee to redeem, then withdraw by the payer. Channel ids are never reused. See docs/protocol.md.
+contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using LaneTerms for uint256;
+    using LaneRecord for uint256;
+
+    /// @param redeemWindow_ Seconds the payee keeps to redeem after a close request, freeze, revoke or rotation.
+    constructor(uint256 redeemWindow_) ChannelLanes(redeemWindow_) EIP712("ProtocolBanks StreamChannels", "1") {}
+
+    // ---------------------------------------------------------------- opening and funding
+
+    /// @notice Opens a channel from the caller to `payee`, depositing `amount` of `token` (approve first).
+    /// @dev Credits what actually arrived, so fee-on-transfer tokens are accounted correctly.
+    /// @param payee Who will be paid; not the caller, not zero.
+    /// @param token ERC-20 token to deposit.
+    /// @param salt Any value; distinguishes several channels between the same parties. Never reusable.
+    /// @param amount Base units to pull from the caller.
+    /// @return channelId `keccak256(abi.encode(ChannelConfig(msg.sender, payee, token, salt)))`.
+    function open(address payee, address token, bytes32 salt, uint256 amount)
+        external
+        nonReentrant
+        returns (bytes32 channelId)
+    {
+        return _open(payee, token, salt, amount);
+    }
+
+    /// @notice Like `open`, but first applies an EIP-2612 permit so no separate approval is needed.
+    /// @dev A failing permit is ignored when the allowance already suffices (someone front-ran the permit).
+    function openWithPermit(
+        address payee,
+        address token,
+        bytes32 salt,
+        uint256 amount,
+        uint256 deadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external nonReentrant returns (bytes32 channelId) {
+        try IERC20Permit(token).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
+        return _open(payee, token, salt, amount);
+    }
+
+    /// @notice Adds `amount` of the channel's token, pulled from the caller, to the channel's deposit.
+    /// @dev Anyone may top up; the money belongs to the channel and is refunded to its payer.
+    function topUp(ChannelConfig calldata config, uint256 amount) external nonReentrant {
+        bytes32 channelId = channelIdOf(config);
+        (bytes32 laneId,,, uint256 record) = _current(config, channelId);
+        uint256 received = _pull(config.token, amount);
+        uint256 deposit = record.deposit() + received;
+        if (deposit > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(deposit, LaneTerms.MAX_AMOUNT);
+        lanes[laneId] = record.withDeposit(deposit);
+        emit ChannelToppedUp(channelId, msg.sender, received, deposit);
+    }
+
+    // ---------------------------------------------------------------- redeeming
+
+    /// @notice Redeems one voucher for `payee`, moving the amount above what was already redeemed.
+    /// @dev Anyone may submit (money only ever goes to the lane's payee). Reverts with the exact reason.
+    ///      An older or equal voucher moves nothing and does not revert.
+    /// @return paid Base units transferred to `payee`.
+    function redeem(address payee, address token, Redemption calldata item)
+        external
+        nonReentrant
+        returns (uint256 paid)
+    {
+        (address signer, bool ok) = _recoverVoucherSigner(item);
+        if (!ok) revert InvalidSignature();
+        (paid,) = _applyVoucher(payee, token, signer, item, true);
+        if (paid != 0) IERC20(token).safeTransfer(payee, paid);
+    }
+
+    /// @notice Redeems a voucher signed by a smart-contract signer (ERC-1271) or with a full 65-byte signature.
+    /// @param signer The lane's signer (the payer's wallet, or a key) whose signature `signature` is.
+    function redeemWithSignature(
+        address payee,
+        address token,
+        address signer,
+        Redemption calldata item,
+        bytes calldata signature
+    ) external nonReentrant returns (uint256 paid) {
+        if (!_isValidVoucherSignature(signer, item, signature)) revert InvalidSignature();
+        (paid,) = _applyVoucher(payee, token, signer, item, true);
+        if (paid != 0) IERC20(token).safeTransfer(payee, paid);
+    }
+
+    /// @notice Redeems many channels' vouchers to one payee in one transaction, with one token transfer.
+    /// @dev A row that fails is skipped and reported with `RedemptionSkipped`; the others go through.
+    /// @return paid Base units transferred to `payee` in total.
+    function redeemBatch(address payee, address token, Redemption[] calldata items)
+        external
+        nonReentrant
+        returns (uint256 paid)
+    {
+        uint256 count = items.length;
+        for (uint256 i; i < count; ++i) {
+            Redemption calldata item = items[i];
+            (address signer, bool ok) = _recoverVoucherSigner(item);
+            if (!ok) {
+                emit RedemptionSkipped(item.channelId, InvalidSignature.selector);
+                continue;
+            }
+            (uint256 delta, bytes4 err) = _applyVoucher(payee, token, signer, item, false);
+            if (err != bytes4(0)) emit RedemptionSkipped(item.channelId, err);
+            paid += delta;
+        }
+        if (paid != 0) IERC20(token).safeTransfer(payee, paid);
+    }
+
+    // ---------------------------------------------------------------- closing
+
+    /// @notice Payee closes at once: optionally redeems a last voucher, then refunds the rest to the payer.
+    /// @param finalVoucher The newest voucher, or one with `cumulativeAmount` 0 to redeem nothing.
+    function closeCooperative(ChannelConfig calldata config, Redemption calldata finalVoucher) external nonReentrant {
+        if (msg.sender != config.payee) revert NotPayee(msg.sender, config.payee);
+        bytes32 channelId = channelIdOf(config);
+        (bytes32 laneId,,, uint256 record) = _current(config, channelId);
+        uint256 paid;
+        if (finalVoucher.cumulativeAmount > record.claimed()) {
+            if (finalVoucher.channelId != channelId) revert ChannelNotFound(finalVoucher.channelId);
+            (address signer, bool ok) = _recoverVoucherSigner(finalVoucher);
+            if (!ok) revert InvalidSignature();
+            (paid,) = _applyVoucher(config.payee, config.token, signer, finalVoucher, true);
+            (laneId,,, record) = _current(config, channelId);
+        }
+        _close(config, channelId, laneId, record, paid);
+    }
+
+    /// @notice Payer starts a unilateral close; the payee has `redeemWindow` seconds to redeem its newest voucher.
+    function requestClose(ChannelConfig calldata config) external {
+        bytes32 channelId = channelIdOf(config);
+        if (msg.sender != config.payer) revert NotPayer(msg.sender, config.payer);
+        _current(config, channelId);
+        Control storage control = _control[channelId];
+        if (control.closesAt != 0) revert CloseAlreadyRequested(channelId, control.closesAt);
+        uint256 closesAt = block.timestamp + redeemWindow;
+        control.closesAt = uint40(closesAt);
+        emit CloseRequested(channelId, closesAt);
+    }
+
+    /// @notice After the challenge period, the payer takes back everything not redeemed and the channel ends.
+    function withdraw(ChannelConfig calldata config) external nonReentrant {
+        bytes32 channelId = channelIdOf(config);
+        if (msg.sender != config.payer) revert NotPayer(msg.sender, config.payer);
+        (bytes32 laneId,,, uint256 record) = _current(config, channelId);
+        uint256 closesAt = _control[channelId].closesAt;
+        if (closesAt == 0) revert CloseNotRequested(channelId);
+        if (block.timestamp < closesAt) revert ChallengePeriodActive(closesAt, block.timestamp);
+        _close(config, channelId, laneId, record, 0);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice Everything about a channel's current state (reverts if it never existed or was closed).
+    function channelState(ChannelConfig calldata config) external view returns (ChannelView memory view_) {
+        bytes32 channelId = channelIdOf(config);
+        (bytes32 laneId, address signer, uint256 terms, uint256 record) = _current(config, channelId);
+        Control storage control = _control[channelId];
+        uint256 limit = record.deposit() < terms.ceiling() ? record.deposit() : terms.ceiling();
+        uint256 periodLength = terms.periodLength();
+        uint256 periodSpent = periodLength != 0
+            && record.periodIndex() == ((block.timestamp / periodLength) & type(uint16).max) ? record.periodSpent() : 0;
+        view_ = ChannelView({
+            open: true,
+            closing: control.closesAt != 0,
+            frozen: control.frozenValidUntil != 0,
+            laneId: laneId,
+            signer: signer,
+            terms: terms,
+            deposit: record.deposit(),
+            claimed: record.claimed(),
+            remaining: limit > record.claimed() ? limit - record.claimed() : 0,
+            periodSpent: periodSpent,
+            keyBase: control.keyBase,
+            maxPerPayment: control.maxPerPayment,
+            closesAt: control.closesAt
+        });
+    }
+
+    /// @notice Unpacks lane terms into (ceiling, periodCap, periodLength, validUntil, epoch).
+    function decodeTerms(uint256 terms) external pure returns (uint256, uint256, uint256, uint256, uint256) {
+        return (terms.ceiling(), terms.periodCap(), terms.periodLength(), terms.validUntil(), terms.epoch());
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _open(address payee, address token, bytes32 salt, uint256 amount) private returns (bytes32 channelId) {
+        if (payee == address(0) || payee == msg.sender) revert InvalidPayee(payee);
+        if (token.code.length == 0) revert InvalidToken(token);
+        channelId = keccak256(abi.encode(msg.sender, payee, token, salt));
+        bytes32 laneId = laneIdOf(channelId, payee, token, msg.sender, LaneTerms.forPayer(0));
+        if (lanes[laneId] != 0 || _control[channelId].lane != bytes32(0)) revert ChannelAlreadyExists(channelId);
+        uint256 received = _pull(token, amount);
+        if (received > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(received, LaneTerms.MAX_AMOUNT);
+        lanes[laneId] = LaneRecord.pack(0, received, 0, 0);
+        emit ChannelOpened(channelId, msg.sender, payee, token, salt, received);
+    }
+
+    /// @dev Pulls `amount` from the caller and returns what actually arrived.
+    function _pull(address token, uint256 amount) private returns (uint256 received) {
+        if (amount == 0) revert ZeroAmount();
+        if (amount > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(amount, LaneTerms.MAX_AMOUNT);
+        uint256 before = IERC20(token).balanceOf(address(this));
+        IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
+        received = IERC20(token).balanceOf(address(this)) - before;
+        if (received == 0) revert NothingReceived(token);
+    }
+
+    /// @dev Ends the channel: pays `paid` to the payee, refunds the unredeemed rest to the payer.
+    function _close(ChannelConfig calldata config, bytes32 channelId, bytes32 laneId, uint256 record, uint256 paid)
+        private
+    {
+        uint256 refund = record.deposit() - record.claimed();
+        delete lanes[laneId];
+        _control[channelId].lane = CLOSED;
+        emit ChannelClosed(channelId, record.claimed(), refund);
+        if (paid != 0) IERC20(config.token).safeTransfer(config.payee, paid);
+        if (refund != 0) IERC20(config.token).safeTransfer(config.payer, refund);
+    }
+}

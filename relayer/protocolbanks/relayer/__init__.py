@@ -1,0 +1,1 @@
+"""ProtocolBanks relayer: accepts vouchers, watches spending, settles on-chain at thresholds."""

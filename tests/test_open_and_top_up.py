@@ -1,0 +1,153 @@
+"""Opening and funding channels: state, events and every revert."""
+
+import ape
+import pytest
+
+from conftest import UNIT
+from protocolbanks.sdk import LaneTerms, lane_id_of
+
+
+def test_open__credits_deposit_and_emits_event(channels, token, payer, payee):
+    before = token.balanceOf(channels)
+    tx = channels.open(payee, token, b"\x01" * 32, 5 * UNIT, sender=payer)
+    [event] = tx.decode_logs(channels.ChannelOpened)
+    assert event.payer == payer.address and event.payee == payee.address
+    assert event.token == token.address and event.deposit == 5 * UNIT
+    config = (payer.address, payee.address, token.address, b"\x01" * 32)
+    assert event.channelId == channels.channelIdOf(config)
+    state = channels.channelState(config)
+    assert (state.open, state.deposit, state.claimed, state.remaining) == (True, 5 * UNIT, 0, 5 * UNIT)
+    assert state.signer == payer.address
+    assert state.laneId == lane_id_of(event.channelId, payee.address, token.address, payer.address,
+                                      LaneTerms.for_payer(0).pack())
+    assert token.balanceOf(channels) - before == 5 * UNIT
+
+
+def test_open__reused_salt__reverts_channel_already_exists(open_channel, channels, payee, token, payer):
+    channel = open_channel(salt=b"\x07" * 32)
+    with ape.reverts(channels.ChannelAlreadyExists, channelId=channel.id):
+        channels.open(payee, token, b"\x07" * 32, UNIT, sender=payer)
+
+
+def test_open__closed_channel_id__is_never_reused(open_channel, channels, payee, token, payer, chain):
+    channel = open_channel(salt=b"\x08" * 32)
+    channels.requestClose(channel.config, sender=payer)
+    chain.pending_timestamp += 3600
+    channels.withdraw(channel.config, sender=payer)
+    with ape.reverts(channels.ChannelAlreadyExists):
+        channels.open(payee, token, b"\x08" * 32, UNIT, sender=payer)
+
+
+def test_open__zero_amount__reverts(channels, payee, token, payer):
+    with ape.reverts(channels.ZeroAmount):
+        channels.open(payee, token, b"\x02" * 32, 0, sender=payer)
+
+
+def test_open__amount_above_80_bits__reverts(channels, payee, token, payer):
+    too_much = 2**80
+    with ape.reverts(channels.AmountTooLarge, amount=too_much):
+        channels.open(payee, token, b"\x02" * 32, too_much, sender=payer)
+
+
+@pytest.mark.parametrize("bad_payee", ["zero", "self"])
+def test_open__invalid_payee__reverts(channels, token, payer, bad_payee):
+    target = "0x0000000000000000000000000000000000000000" if bad_payee == "zero" else payer.address
+    with ape.reverts(channels.InvalidPayee):
+        channels.open(target, token, b"\x03" * 32, UNIT, sender=payer)
+
+
+def test_open__token_without_code__reverts(channels, payee, payer, stranger):
+    with ape.reverts(channels.InvalidToken, token=stranger.address):
+        channels.open(payee, stranger, b"\x04" * 32, UNIT, sender=payer)
+
+
+def test_open__fee_on_transfer_token__credits_what_arrived(project, deployer, channels, payer, payee):
+    fee_token = deployer.deploy(project.MockFeeOnTransferToken, 100)  # 1 %
+    fee_token.mint(payer, 1_000 * UNIT, sender=deployer)
+    fee_token.approve(channels, 2**256 - 1, sender=payer)
+    tx = channels.open(payee, fee_token, b"\x05" * 32, 100 * UNIT, sender=payer)
+    [event] = tx.decode_logs(channels.ChannelOpened)
+    assert event.deposit == 99 * UNIT
+    assert fee_token.balanceOf(channels) == 99 * UNIT
+    state = channels.channelState((payer.address, payee.address, fee_token.address, b"\x05" * 32))
+    assert state.deposit == 99 * UNIT
+
+
+def test_open__token_without_return_values__works_end_to_end(project, deployer, channels, domain, payer, payee,
+                                                              chain):
+    from conftest import Channel
+
+    usdt_like = deployer.deploy(project.MockNoReturnToken)
+    usdt_like.mint(payer, 100 * UNIT, sender=deployer)
+    usdt_like.approve(channels, 100 * UNIT, sender=payer)
+    channels.open(payee, usdt_like, b"\x06" * 32, 10 * UNIT, sender=payer)
+    channel = Channel(channels, domain, payer, payee, usdt_like, b"\x06" * 32, payer.private_key)
+    channels.redeem(payee, usdt_like, channel.voucher(3 * UNIT), sender=payee)
+    assert usdt_like.balanceOf(payee) == 3 * UNIT
+    channels.requestClose(channel.config, sender=payer)
+    chain.pending_timestamp += 3600
+    channels.withdraw(channel.config, sender=payer)
+    assert usdt_like.balanceOf(payer) == 97 * UNIT
+
+
+def test_open_with_permit__needs_no_approval(channels, token, accounts, payee, deployer, chain):
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    sender = accounts[5]  # signs the permit and sends the open: no approve transaction in between
+    token.mint(sender, 10 * UNIT, sender=deployer)
+    deadline = chain.pending_timestamp + 600
+    message = encode_typed_data(full_message={
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                       {"name": "deadline", "type": "uint256"}],
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "Mock USD Coin", "version": "1", "chainId": chain.chain_id,
+                   "verifyingContract": token.address},
+        "message": {"owner": sender.address, "spender": channels.address, "value": 4 * UNIT,
+                    "nonce": token.nonces(sender), "deadline": deadline},
+    })
+    signed = Account.sign_message(message, sender.private_key)
+    assert token.allowance(sender, channels) == 0
+    tx = channels.openWithPermit(payee, token, b"\x09" * 32, 4 * UNIT, deadline, signed.v,
+                                 signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"), sender=sender)
+    assert tx.decode_logs(channels.ChannelOpened)[0].deposit == 4 * UNIT
+
+
+def test_top_up__adds_to_deposit_from_anyone(open_channel, channels, stranger):
+    channel = open_channel(5 * UNIT)
+    tx = channels.topUp(channel.config, 2 * UNIT, sender=stranger)
+    [event] = tx.decode_logs(channels.ChannelToppedUp)
+    assert (event.channelId, event.amount, event.deposit) == (channel.id, 2 * UNIT, 7 * UNIT)
+    assert event["from"] == stranger.address
+    assert channel.state().deposit == 7 * UNIT
+
+
+def test_top_up__unknown_channel__reverts(channels, payer, payee, token):
+    config = (payer.address, payee.address, token.address, b"\xee" * 32)
+    with ape.reverts(channels.ChannelNotFound):
+        channels.topUp(config, UNIT, sender=payer)
+
+
+def test_top_up__zero__reverts(open_channel, channels, payer):
+    channel = open_channel()
+    with ape.reverts(channels.ZeroAmount):
+        channels.topUp(channel.config, 0, sender=payer)
+
+
+def test_top_up__past_80_bits__reverts(open_channel, channels, payer, token, deployer):
+    channel = open_channel(UNIT)
+    token.mint(payer, 2**80, sender=deployer)
+    with ape.reverts(channels.AmountTooLarge):
+        channels.topUp(channel.config, 2**80 - 1, sender=payer)
+
+
+def test_top_up__closed_channel__reverts(open_channel, channels, payer, payee):
+    channel = open_channel()
+    channels.closeCooperative(channel.config, (channel.id, 0, 0, b"\x00" * 32, b"\x00" * 32), sender=payee)
+    with ape.reverts(channels.ChannelIsClosed):
+        channels.topUp(channel.config, UNIT, sender=payer)
