@@ -81,10 +81,8 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 paid)
     {
-        (address signer, bool ok) = _recoverVoucherSigner(item);
-        if (!ok) revert InvalidSignature();
-        (paid,) = _applyVoucher(payee, token, signer, item, true);
-        if (paid != 0) IERC20(token).safeTransfer(payee, paid);
+        (paid,) = _redeemCompact(_domainSeparatorV4(), payee, token, item, true);
+        if (paid != 0) _payOut(token, payee, item, paid);
     }
 
     /// @notice Redeems a voucher signed by a smart-contract signer (ERC-1271) or with a full 65-byte signature.
@@ -97,8 +95,8 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         bytes calldata signature
     ) external nonReentrant returns (uint256 paid) {
         if (!_isValidVoucherSignature(signer, item, signature)) revert InvalidSignature();
-        (paid,) = _applyVoucher(payee, token, signer, item, true);
-        if (paid != 0) IERC20(token).safeTransfer(payee, paid);
+        (paid,) = _applyVoucher(payee, token, signer, item.channelId, item.cumulativeAmount, item.terms, true);
+        if (paid != 0) _payOut(token, payee, item, paid);
     }
 
     /// @notice Redeems many channels' vouchers to one payee in one transaction, with one token transfer.
@@ -109,18 +107,22 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 paid)
     {
+        bytes32 domainSeparator = _domainSeparatorV4();
         uint256 count = items.length;
+        bytes32[] memory channelIds = new bytes32[](count);
+        uint256[] memory cumulativeAmounts = new uint256[](count);
         for (uint256 i; i < count; ++i) {
             Redemption calldata item = items[i];
-            (address signer, bool ok) = _recoverVoucherSigner(item);
-            if (!ok) {
-                emit RedemptionSkipped(item.channelId, InvalidSignature.selector);
-                continue;
+            (uint256 delta, bytes4 err) = _redeemCompact(domainSeparator, payee, token, item, false);
+            if (err != bytes4(0)) {
+                emit RedemptionSkipped(item.channelId, err);
+            } else if (delta != 0) {
+                channelIds[i] = item.channelId;
+                cumulativeAmounts[i] = item.cumulativeAmount;
+                paid += delta;
             }
-            (uint256 delta, bytes4 err) = _applyVoucher(payee, token, signer, item, false);
-            if (err != bytes4(0)) emit RedemptionSkipped(item.channelId, err);
-            paid += delta;
         }
+        emit VouchersRedeemed(payee, token, paid, channelIds, cumulativeAmounts);
         if (paid != 0) IERC20(token).safeTransfer(payee, paid);
     }
 
@@ -135,9 +137,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         uint256 paid;
         if (finalVoucher.cumulativeAmount > record.claimed()) {
             if (finalVoucher.channelId != channelId) revert ChannelNotFound(finalVoucher.channelId);
-            (address signer, bool ok) = _recoverVoucherSigner(finalVoucher);
-            if (!ok) revert InvalidSignature();
-            (paid,) = _applyVoucher(config.payee, config.token, signer, finalVoucher, true);
+            (paid,) = _redeemCompact(_domainSeparatorV4(), config.payee, config.token, finalVoucher, true);
             (laneId,,, record) = _current(config, channelId);
         }
         _close(config, channelId, laneId, record, paid);
@@ -221,6 +221,15 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
         received = IERC20(token).balanceOf(address(this)) - before;
         if (received == 0) revert NothingReceived(token);
+    }
+
+    /// @dev Records one redemption and pays it out.
+    function _payOut(address token, address payee, Redemption calldata item, uint256 amount) private {
+        bytes32[] memory channelIds = new bytes32[](1);
+        uint256[] memory cumulativeAmounts = new uint256[](1);
+        (channelIds[0], cumulativeAmounts[0]) = (item.channelId, item.cumulativeAmount);
+        emit VouchersRedeemed(payee, token, amount, channelIds, cumulativeAmounts);
+        IERC20(token).safeTransfer(payee, amount);
     }
 
     /// @dev Ends the channel: pays `paid` to the payee, refunds the unredeemed rest to the payer.

@@ -111,13 +111,13 @@ class Channel:
 
     def signed_grant(self, key_address: str, *, total_cap: int, period_cap: int = 0, period_length: int = 0,
                      valid_until: int, max_per_payment: int = 0, deadline: int,
-                     epoch: int | None = None) -> tuple[SessionKeyGrant, bytes]:
+                     epoch: int | None = None, payer_key: bytes | str | None = None) -> tuple[SessionKeyGrant, bytes]:
         grant = SessionKeyGrant(
             channel_id=self.id, key=key_address, total_cap=total_cap, period_cap=period_cap,
             period_length=period_length, valid_until=valid_until, max_per_payment=max_per_payment,
             epoch=self.terms.epoch + 1 if epoch is None else epoch, deadline=deadline,
         )
-        return grant, grant.sign(self.domain, self.payer.private_key)
+        return grant, grant.sign(self.domain, payer_key or self.payer.private_key)
 
 
 @pytest.fixture
