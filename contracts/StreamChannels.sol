@@ -134,7 +134,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         if (msg.sender != config.payee) revert NotPayee(msg.sender, config.payee);
         bytes32 channelId = channelIdOf(config);
         (bytes32 laneId,,, uint256 record) = _current(config, channelId);
-        uint256 paid;
+        uint256 paid = 0;
         if (finalVoucher.cumulativeAmount > record.claimed()) {
             if (finalVoucher.channelId != channelId) revert ChannelNotFound(finalVoucher.channelId);
             (paid,) = _redeemCompact(_domainSeparatorV4(), config.payee, config.token, finalVoucher, true);

@@ -68,6 +68,11 @@ function main() {
       }
     }
   }
+  // PB_SOLC_EXTRA_SETTINGS (JSON) is merged into the input's settings: it lets tools that build their own
+  // standard-JSON input (slither) compile with the project's settings, e.g. {"viaIR": true, ...}.
+  if (process.env.PB_SOLC_EXTRA_SETTINGS) {
+    parsed.settings = Object.assign(parsed.settings || {}, JSON.parse(process.env.PB_SOLC_EXTRA_SETTINGS));
+  }
   const output = solc.compile(JSON.stringify(parsed), { import: resolve });
   process.stdout.write(output);
   return 0;

@@ -1,0 +1,160 @@
+"""Gas report: full-transaction gasUsed of every protocol operation on anvil, in steady state.
+
+Steady state means what a live deployment sees: the contract already holds the token, payer and payee already
+have balances. Writes bench/results/gas.json and bench/results/gas.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ape import accounts, chain, networks, project
+from eth_account import Account
+
+from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
+
+UNIT = 10**6
+HOUR = 3600
+RESULTS = Path(__file__).resolve().parent / "results"
+PEER = {  # x402 batch-settlement on this machine kind (../shared/ANCHORS.md)
+    "open": 81_544, "top_up": 60_576, "redeem_1_voucher_to_payee": 48_357 + 46_246,
+    "batch_per_voucher_100": 21_411,
+}
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.deployer, self.payee, self.guardian = (accounts.test_accounts[i] for i in (0, 2, 3))
+        self.payers = [accounts.test_accounts[i] for i in (1, 4, 5, 6, 7, 8, 9)]
+        self.token = self.deployer.deploy(project.MockUSDC)
+        self.channels = self.deployer.deploy(project.StreamChannels, HOUR)
+        self.domain = ChannelDomain(chain.chain_id, self.channels.address)
+        self.salt = 0
+        for who in self.payers + [self.payee]:
+            self.token.mint(who, 10**9 * UNIT, sender=self.deployer)
+            self.token.approve(self.channels, 2**256 - 1, sender=who)
+        for payer in self.payers:
+            self.channels.setGuardian(self.guardian, sender=payer)
+        self.open(self.payers[0])  # the contract now holds the token: later opens are steady state
+
+    def open(self, payer, deposit: int = 100 * UNIT):
+        self.salt += 1
+        salt = self.salt.to_bytes(32, "big")
+        tx = self.channels.open(self.payee, self.token, salt, deposit, sender=payer)
+        return (payer.address, self.payee.address, self.token.address, salt), tx.gas_used
+
+    def grant(self, config, payer, key):
+        now = chain.pending_timestamp
+        policy = (50 * UNIT, 20 * UNIT, HOUR, now + 24 * HOUR, UNIT)
+        return self.channels.grantSessionKey(config, key.address, policy, sender=payer).gas_used
+
+    def row(self, config, key, cumulative: int):
+        terms = LaneTerms.unpack(self.channels.channelState(config).terms)
+        cid = channel_id_of(*config)
+        sig = Voucher(cid, terms.epoch, cumulative).sign(self.domain, key)
+        return (cid, cumulative, terms.pack(), sig.r, sig.vs)
+
+    def keyed_channels(self, n: int):
+        rows = []
+        for i in range(n):
+            payer = self.payers[i % len(self.payers)]
+            config, _ = self.open(payer)
+            key = Account.create()
+            self.grant(config, payer, key)
+            rows.append(self.row(config, key.key, 3 * UNIT))
+        return rows
+
+    def ops(self) -> dict[str, int]:
+        ops: dict[str, int] = {}
+        payer = self.payers[1]
+        config, ops["open"] = self.open(payer)
+        ops["top_up"] = self.channels.topUp(config, 5 * UNIT, sender=payer).gas_used
+        ops["redeem_1_voucher_payer_signed"] = self.channels.redeem(
+            self.payee, self.token, self.row(config, payer.private_key, 2 * UNIT), sender=self.payee).gas_used
+        key = Account.create()
+        ops["grant_key_by_tx"] = self.grant(config, payer, key)
+        ops["redeem_1_voucher_key_signed"] = self.channels.redeem(
+            self.payee, self.token, self.row(config, key.key, 3 * UNIT), sender=self.payee).gas_used
+        ops["redeem_1_voucher_to_payee"] = ops["redeem_1_voucher_key_signed"]
+        ops["freeze"] = self.channels.freeze(config, sender=self.guardian).gas_used
+        ops["unfreeze"] = self.channels.unfreeze(config, sender=payer).gas_used
+        rotated = Account.create()
+        now = chain.pending_timestamp
+        ops["rotate_key"] = self.channels.rotateSessionKey(
+            config, rotated.address, (50 * UNIT, 20 * UNIT, HOUR, now + HOUR, UNIT), sender=payer).gas_used
+        ops["revoke_key"] = self.channels.revokeSessionKey(config, sender=payer).gas_used
+        row = self.row(config, payer.private_key, 4 * UNIT)
+        ops["close_cooperative"] = self.channels.closeCooperative(config, row, sender=self.payee).gas_used
+
+        config2, _ = self.open(payer)
+        key2 = Account.create()
+        now = chain.pending_timestamp
+        grant = SessionKeyGrant(channel_id_of(*config2), key2.address, 50 * UNIT, 20 * UNIT, HOUR, now + 24 * HOUR,
+                                UNIT, 1, now + 600)
+        ops["grant_key_by_signature"] = self.channels.grantSessionKeyBySig(
+            config2, key2.address, grant.policy(), grant.deadline, grant.sign(self.domain, payer.private_key),
+            sender=self.payee).gas_used
+        ops["request_close"] = self.channels.requestClose(config2, sender=payer).gas_used
+        chain.pending_timestamp += HOUR
+        ops["withdraw_after_challenge"] = self.channels.withdraw(config2, sender=payer).gas_used
+        ops["unilateral_close_total"] = ops["request_close"] + ops["withdraw_after_challenge"]
+        return ops
+
+    def batches(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for n in (10, 50, 100):
+            rows = self.keyed_channels(n)
+            tx = self.channels.redeemBatch(self.payee, self.token, rows, sender=self.payee)
+            assert not tx.decode_logs(self.channels.RedemptionSkipped), "a benchmark row was skipped"
+            out[str(n)] = {"total": tx.gas_used, "per_voucher": round(tx.gas_used / n)}
+            print(f"  batch N={n}: {tx.gas_used:,} gas, {tx.gas_used / n:,.0f} per voucher", file=sys.stderr)
+        return out
+
+
+def markdown(ops: dict[str, int], batch: dict[str, dict[str, float]], meta: dict) -> str:
+    lines = [
+        "# Gas report", "",
+        f"Full-transaction `gasUsed` on anvil {meta['anvil']} (hardfork default), solc 0.8.28 via-IR, 200 runs; "
+        f"steady state (contract, payer and payee already hold the token). {meta['when']}.", "",
+        "| operation | gasUsed | peer (x402 batch-settlement) |", "|---|---:|---:|",
+    ]
+    for name, used in ops.items():
+        peer = PEER.get(name)
+        lines.append(f"| {name.replace('_', ' ')} | {used:,} | {f'{peer:,}' if peer else ''} |")
+    lines += ["", "Batch redemption of N channels to one payee, each voucher signed by its own session key with "
+              "total and per-period caps enforced on-chain:", "",
+              "| N | total | per voucher | peer per voucher (no caps) |", "|---:|---:|---:|---:|"]
+    peer_batch = {"10": 23_828, "50": 21_667, "100": 21_411}
+    for n, row in batch.items():
+        lines.append(f"| {n} | {row['total']:,} | {row['per_voucher']:,} | {peer_batch[n]:,} |")
+    lines += ["", "## Where the gas goes (per voucher in a batch)", "",
+              "- signature recovery (OpenZeppelin ECDSA over EIP-2098 r/vs): ecrecover precompile 3,000 + ~300;",
+              "- one storage word per channel (its lane record: redeemed, deposit, period spend): cold read 2,100 "
+              "+ write 2,900 — the session key's identity and caps are not read from storage at all: they are "
+              "hashed into that word's location (see docs/protocol.md, 'lanes');",
+              "- calldata: 160 bytes per row (channel id, amount, packed terms, r, vs), about 2,000;",
+              "- the batch event's per-row entry (channel id, new redeemed amount), about 550;",
+              "- the remainder is Solidity execution (hashing, checks, loop) and the amortised 21,000 base and "
+              "the single token transfer to the payee.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    with networks.parse_network_choice("ethereum:local:foundry"):
+        bench = Bench()
+        ops = bench.ops()
+        batch = bench.batches()
+        anvil = chain.provider.web3.client_version
+    meta = {"anvil": anvil, "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gas.json").write_text(json.dumps({"ops": ops, "batch_redeem": batch, "meta": meta}, indent=2) + "\n")
+    (RESULTS / "gas.md").write_text(markdown(ops, batch, meta))
+    print((RESULTS / "gas.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
