@@ -16,12 +16,14 @@ Each rule predicts the exact outcome (amount or custom error) from the model bef
 
 from __future__ import annotations
 
+import ast
 import os
 from collections import defaultdict
 
 import pytest
 from ape.exceptions import ContractLogicError
 from eth_account import Account
+from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -34,8 +36,20 @@ LONG = os.environ.get("PB_LONG") == "1"
 amounts = st.integers(min_value=1, max_value=30 * UNIT)
 
 
-def error_name(exc: Exception) -> str:
-    return type(exc).__name__
+def error_name(exc: Exception, contract) -> str:
+    """The custom error's name; decodes the selector itself when Ape hands back raw revert data."""
+    name = type(exc).__name__
+    if name != "ContractLogicError":
+        return name
+    raw = getattr(exc, "revert_message", "") or str(exc)
+    if isinstance(raw, str) and raw[:2] in ("b'", 'b"'):
+        raw = ast.literal_eval(raw)
+    data = raw if isinstance(raw, bytes) else bytes.fromhex(raw[2:]) if raw.startswith("0x") else b""
+    for abi in contract.contract_type.errors:
+        signature = f"{abi.name}({','.join(str(i.canonical_type) for i in abi.inputs)})"
+        if keccak(text=signature)[:4] == data[:4]:
+            return abi.name
+    return name
 
 
 @pytest.mark.parametrize("long_run", [pytest.param(True, marks=pytest.mark.long), False], ids=["long", "ci"])
@@ -77,8 +91,9 @@ def test_channels_and_keys_state_machine(long_run, chain, channels, token, domai
             try:
                 receipt = self.send(method, *args, sender=sender)
             except ContractLogicError as exc:
-                assert error is not None, f"unexpected revert {error_name(exc)}"
-                assert error_name(exc) == error, f"expected {error}, got {error_name(exc)}: {exc}"
+                got = error_name(exc, channels)
+                assert error is not None, f"unexpected revert {got}: {exc}"
+                assert got == error, f"expected {error}, got {got}: {exc}"
                 return None, at
             assert error is None, f"expected {error}, but it succeeded"
             return receipt, at
