@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ape import accounts, chain, networks, project
 from eth_account import Account
-
 from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
 
 UNIT = 10**6
@@ -117,28 +116,28 @@ class Bench:
 def markdown(ops: dict[str, int], batch: dict[str, dict[str, float]], meta: dict) -> str:
     lines = [
         "# Gas report", "",
-        f"Full-transaction `gasUsed` on anvil {meta['anvil']} (hardfork default), solc 0.8.28 via-IR, 200 runs; "
-        f"steady state (contract, payer and payee already hold the token). {meta['when']}.", "",
+        (f"Full-transaction `gasUsed` on anvil {meta['anvil']} (hardfork default), solc 0.8.28 via-IR, 200 runs; "
+        f"steady state (contract, payer and payee already hold the token). {meta['when']}."), "",
         "| operation | gasUsed | peer (x402 batch-settlement) |", "|---|---:|---:|",
     ]
     for name, used in ops.items():
         peer = PEER.get(name)
         lines.append(f"| {name.replace('_', ' ')} | {used:,} | {f'{peer:,}' if peer else ''} |")
-    lines += ["", "Batch redemption of N channels to one payee, each voucher signed by its own session key with "
-              "total and per-period caps enforced on-chain:", "",
+    lines += ["", ("Batch redemption of N channels to one payee, each voucher signed by its own session key with "
+              "total and per-period caps enforced on-chain:"), "",
               "| N | total | per voucher | peer per voucher (no caps) |", "|---:|---:|---:|---:|"]
     peer_batch = {"10": 23_828, "50": 21_667, "100": 21_411}
     for n, row in batch.items():
         lines.append(f"| {n} | {row['total']:,} | {row['per_voucher']:,} | {peer_batch[n]:,} |")
     lines += ["", "## Where the gas goes (per voucher in a batch)", "",
               "- signature recovery (OpenZeppelin ECDSA over EIP-2098 r/vs): ecrecover precompile 3,000 + ~300;",
-              "- one storage word per channel (its lane record: redeemed, deposit, period spend): cold read 2,100 "
+              ("- one storage word per channel (its lane record: redeemed, deposit, period spend): cold read 2,100 "
               "+ write 2,900 — the session key's identity and caps are not read from storage at all: they are "
-              "hashed into that word's location (see docs/protocol.md, 'lanes');",
+              "hashed into that word's location (see docs/protocol.md, 'lanes');"),
               "- calldata: 160 bytes per row (channel id, amount, packed terms, r, vs), about 2,000;",
               "- the batch event's per-row entry (channel id, new redeemed amount), about 550;",
-              "- the remainder is Solidity execution (hashing, checks, loop) and the amortised 21,000 base and "
-              "the single token transfer to the payee.", ""]
+              ("- the remainder is Solidity execution (hashing, checks, loop) and the amortised 21,000 base and "
+              "the single token transfer to the payee."), ""]
     return "\n".join(lines)
 
 
@@ -148,7 +147,7 @@ def main() -> int:
         ops = bench.ops()
         batch = bench.batches()
         anvil = chain.provider.web3.client_version
-    meta = {"anvil": anvil, "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    meta = {"anvil": anvil, "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gas.json").write_text(json.dumps({"ops": ops, "batch_redeem": batch, "meta": meta}, indent=2) + "\n")
     (RESULTS / "gas.md").write_text(markdown(ops, batch, meta))

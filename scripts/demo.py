@@ -14,7 +14,6 @@ from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-
 from protocolbanks.devtools.deploy import DeployPlan, deploy_contracts
 from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 from ape.cli import ConnectedProviderCommand, account_option
-
 from protocolbanks.devtools.deploy import DeployPlan, deploy_contracts
 
 logger = logging.getLogger("protocolbanks.deploy")

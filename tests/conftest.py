@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-
 from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
 
 REDEEM_WINDOW = 3600

@@ -2,9 +2,8 @@
 
 import ape
 import pytest
-from eth_account import Account
-
 from conftest import HOUR, REDEEM_WINDOW, UNIT
+from eth_account import Account
 from protocolbanks.sdk import LaneTerms
 
 

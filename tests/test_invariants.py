@@ -22,14 +22,13 @@ from collections import defaultdict
 
 import pytest
 from ape.exceptions import ContractLogicError
+from channel_model import REDEEM_WINDOW, ChannelModel, Lane, SignedVoucher
+from conftest import UNIT, Channel
 from eth_account import Account
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
-from channel_model import REDEEM_WINDOW, ChannelModel, Lane, SignedVoucher
-from conftest import UNIT, Channel
 from protocolbanks.sdk import LaneTerms, Voucher
 
 LONG = os.environ.get("PB_LONG") == "1"
@@ -175,7 +174,7 @@ def test_channels_and_keys_state_machine(long_run, chain, channels, token, domai
             at = self.now
             expected_total = 0
             for voucher in picked:
-                delta, err = self.models[voucher.channel].redeem(voucher.signer, voucher.terms, voucher.cumulative,
+                delta, _err = self.models[voucher.channel].redeem(voucher.signer, voucher.terms, voucher.cumulative,
                                                                  at)
                 expected_total += delta
                 self.record_key_spend(voucher, voucher.terms, delta, at)

@@ -2,7 +2,6 @@
 
 import ape
 import pytest
-
 from conftest import UNIT
 from protocolbanks.sdk import LaneTerms, lane_id_of
 

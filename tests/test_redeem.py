@@ -2,10 +2,9 @@
 
 import ape
 import pytest
+from conftest import UNIT
 from eth_account import Account
 from eth_utils import keccak
-
-from conftest import UNIT
 from protocolbanks.sdk import ChannelDomain, LaneTerms
 from protocolbanks.sdk.signing import SECP256K1_N
 

@@ -5,7 +5,6 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from hypothesis import given
 from hypothesis import strategies as st
-
 from protocolbanks.sdk import ChannelDomain, CompactSignature, LaneTerms, SessionKeyGrant, Voucher
 from protocolbanks.sdk.lane_terms import MAX_AMOUNT, MAX_EPOCH, MAX_PERIOD_LENGTH, MAX_TIME
 from protocolbanks.sdk.signing import SignatureError, recover_digest, sign_digest

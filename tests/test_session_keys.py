@@ -2,9 +2,8 @@
 
 import ape
 import pytest
-from eth_account import Account
-
 from conftest import HOUR, UNIT
+from eth_account import Account
 from protocolbanks.sdk import LaneTerms
 
 

@@ -58,7 +58,7 @@ def deploy_contracts(plan: DeployPlan, *, account: Any, ecosystem: str, network:
     for name, args in wanted:
         entry = record.contracts.get(name)
         if _reusable(chain, entry, args):
-            log(f"reusing {name} at {entry.address}")  # type: ignore[union-attr]
+            log(f"reusing {name} at {entry.address}")  # type: ignore[union-attr,unused-ignore]
             continue
         if plan.dry_run:
             log(f"would deploy {name}({', '.join(map(str, args))}) from {account.address}")

@@ -4,6 +4,7 @@ The run-time pieces (payer client, provider middleware, metering, pricing) build
 """
 
 from protocolbanks.sdk.lane_terms import LaneTerms
+from protocolbanks.sdk.signing import CompactSignature, recover_digest, sign_digest
 from protocolbanks.sdk.typed_data import (
     ChannelDomain,
     SessionKeyGrant,
@@ -11,7 +12,6 @@ from protocolbanks.sdk.typed_data import (
     channel_id_of,
     lane_id_of,
 )
-from protocolbanks.sdk.signing import CompactSignature, sign_digest, recover_digest
 
 __all__ = [
     "ChannelDomain",

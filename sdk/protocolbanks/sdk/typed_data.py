@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
-
 from protocolbanks.sdk.signing import CompactSignature, recover_digest, sign_digest
 
 DOMAIN_NAME = "ProtocolBanks StreamChannels"
@@ -77,7 +76,7 @@ class Voucher:
         return sign_digest(private_key, self.digest(domain))
 
     def recover(self, domain: ChannelDomain, signature: CompactSignature) -> str:
-        return recover_digest(self.digest(domain), signature)
+        return str(recover_digest(self.digest(domain), signature))
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ class SessionKeyGrant:
 
     def sign(self, domain: ChannelDomain, private_key: bytes | str) -> bytes:
         """65-byte signature, as `grantSessionKeyBySig` takes it."""
-        return sign_digest(private_key, self.digest(domain)).to_bytes()
+        return bytes(sign_digest(private_key, self.digest(domain)).to_bytes())
 
     def policy(self) -> tuple[int, int, int, int, int]:
         """The `SessionKeyPolicy` tuple for the contract call."""
