@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {IStreamChannels} from "./interfaces/IStreamChannels.sol";
 import {LaneTerms} from "./libraries/LaneTerms.sol";
 import {LaneRecord} from "./libraries/LaneRecord.sol";
+import {LaneHashing} from "./libraries/LaneHashing.sol";
 
 /// @title ChannelLanes
 /// @notice Storage of channels and the rules for moving a channel's money word between lanes.
@@ -58,7 +59,7 @@ abstract contract ChannelLanes is IStreamChannels {
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(channelId, payee, token, signer, terms));
+        return LaneHashing.laneId(channelId, payee, token, signer, terms);
     }
 
     /// @dev The channel's current lane, its signer, terms and money word; reverts if the channel is not live.

@@ -111,15 +111,18 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         uint256 count = items.length;
         bytes32[] memory channelIds = new bytes32[](count);
         uint256[] memory cumulativeAmounts = new uint256[](count);
-        for (uint256 i; i < count; ++i) {
+        for (uint256 i; i < count;) {
             Redemption calldata item = items[i];
             (uint256 delta, bytes4 err) = _redeemCompact(domainSeparator, payee, token, item, false);
-            if (err != bytes4(0)) {
-                emit RedemptionSkipped(item.channelId, err);
-            } else if (delta != 0) {
-                channelIds[i] = item.channelId;
-                cumulativeAmounts[i] = item.cumulativeAmount;
-                paid += delta;
+            unchecked {
+                if (delta != 0) {
+                    channelIds[i] = item.channelId;
+                    cumulativeAmounts[i] = item.cumulativeAmount;
+                    paid += delta;
+                } else if (err != bytes4(0)) {
+                    emit RedemptionSkipped(item.channelId, err);
+                }
+                ++i;
             }
         }
         emit VouchersRedeemed(payee, token, paid, channelIds, cumulativeAmounts);

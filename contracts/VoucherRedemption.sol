@@ -8,7 +8,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {ChannelLanes} from "./ChannelLanes.sol";
 import {LaneTerms} from "./libraries/LaneTerms.sol";
 import {LaneRecord} from "./libraries/LaneRecord.sol";
-import {PaymentTypedData} from "./libraries/PaymentTypedData.sol";
+import {LaneHashing} from "./libraries/LaneHashing.sol";
 
 /// @title VoucherRedemption
 /// @notice Checks a cumulative voucher against its lane and moves the channel's redeemed amount forward.
@@ -20,7 +20,7 @@ abstract contract VoucherRedemption is ChannelLanes, EIP712 {
 
     /// @notice EIP-712 digest a signer signs for a voucher on this chain and contract.
     function voucherDigest(bytes32 channelId, uint256 epoch, uint256 cumulativeAmount) public view returns (bytes32) {
-        return _hashTypedDataV4(PaymentTypedData.hashVoucher(channelId, epoch, cumulativeAmount));
+        return _hashTypedDataV4(LaneHashing.voucherStructHash(channelId, epoch, cumulativeAmount));
     }
 
     /// @dev Recovers a voucher's signer from its EIP-2098 compact signature and applies it. `domainSeparator` is
@@ -36,7 +36,7 @@ abstract contract VoucherRedemption is ChannelLanes, EIP712 {
         uint256 cumulative = item.cumulativeAmount;
         uint256 terms = item.terms;
         bytes32 digest = MessageHashUtils.toTypedDataHash(
-            domainSeparator, PaymentTypedData.hashVoucher(channelId, terms.epoch(), cumulative)
+            domainSeparator, LaneHashing.voucherStructHash(channelId, terms.epoch(), cumulative)
         );
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, item.r, item.vs);
         if (error != ECDSA.RecoverError.NoError) {

@@ -2,7 +2,8 @@
 pragma solidity 0.8.28;
 
 /// @title PaymentTypedData
-/// @notice Every EIP-712 type of the protocol and its struct hash, in one place.
+/// @notice Every EIP-712 type of the protocol, in one place (the voucher's struct hash is `LaneHashing`'s, as it
+///         sits on the redemption hot path).
 library PaymentTypedData {
     /// @notice A cumulative voucher: the signer authorises the channel's payee to have received
     ///         `cumulativeAmount` in total. `epoch` names the grant the signer holds, so that a key revoked and
@@ -15,11 +16,6 @@ library PaymentTypedData {
         "SessionKeyGrant(bytes32 channelId,address key,uint256 totalCap,uint256 periodCap,uint256 periodLength,"
         "uint256 validUntil,uint256 maxPerPayment,uint256 epoch,uint256 deadline)"
     );
-
-    /// @notice Struct hash of a voucher.
-    function hashVoucher(bytes32 channelId, uint256 epoch, uint256 cumulativeAmount) internal pure returns (bytes32) {
-        return keccak256(abi.encode(VOUCHER_TYPEHASH, channelId, epoch, cumulativeAmount));
-    }
 
     /// @notice Struct hash of a session-key grant.
     function hashGrant(
