@@ -2,7 +2,6 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from protocolbanks.sdk import Voucher, lane_id_of
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
