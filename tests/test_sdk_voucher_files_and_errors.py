@@ -55,3 +55,16 @@ def test_decode_revert__names_error_and_arguments():
 
 def test_decode_revert__unknown_selector__returns_none():
     assert decode_revert(b"\xde\xad\xbe\xef") is None
+
+
+def test_shipped_abi__matches_the_compiled_contract(channels):
+    """The SDK ships ABIs so run-time code never needs Ape; they must be the ones just compiled."""
+    import json
+    from importlib import resources
+
+    shipped = json.loads(resources.files("protocolbanks.sdk").joinpath("abi/StreamChannels.json").read_text())
+    compiled = [item.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for item in channels.contract_type.abi]
+    key = lambda item: (item["type"], item.get("name", ""))  # noqa: E731
+    assert sorted((key(i) for i in shipped)) == sorted((key(i) for i in compiled)), \
+        "run `make compile` and commit sdk/protocolbanks/sdk/abi/"
