@@ -150,3 +150,17 @@ def test_top_up__closed_channel__reverts(open_channel, channels, payer, payee):
     channels.closeCooperative(channel.config, (channel.id, 0, 0, b"\x00" * 32, b"\x00" * 32), sender=payee)
     with ape.reverts(channels.ChannelIsClosed):
         channels.topUp(channel.config, UNIT, sender=payer)
+
+
+def test_open__token_that_delivers_nothing__reverts_nothing_received(project, deployer, channels, payer, payee):
+    black_hole = deployer.deploy(project.MockFeeOnTransferToken, 10_000)  # a 100 % fee: nothing arrives
+    black_hole.mint(payer, 10 * UNIT, sender=deployer)
+    black_hole.approve(channels, 2**256 - 1, sender=payer)
+    with ape.reverts(channels.NothingReceived, token=black_hole.address):
+        channels.open(payee, black_hole, b"\x0a" * 32, UNIT, sender=payer)
+
+
+@pytest.mark.parametrize("window", [0, 30 * 24 * 3600 + 1])
+def test_constructor__redeem_window_out_of_range__reverts(project, deployer, window):
+    with ape.reverts(project.StreamChannels.InvalidRedeemWindow, redeemWindow=window):
+        deployer.deploy(project.StreamChannels, window)
