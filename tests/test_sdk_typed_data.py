@@ -93,3 +93,20 @@ def test_sign__private_key_as_hex_string():
     assert recover_digest(digest, sign_digest(account.key.hex(), digest)) == account.address
     with pytest.raises(SignatureError):
         sign_digest("0xnothex", digest)
+
+
+def test_recover__fast_and_fallback_paths_agree(monkeypatch):
+    from protocolbanks.sdk import signing
+
+    account = Account.create()
+    digests = [bytes([i]) * 32 for i in range(1, 6)]
+    fast = [recover_digest(d, sign_digest(account.key, d)) for d in digests]
+    monkeypatch.setattr(signing, "coincurve", None)
+    slow = [recover_digest(d, sign_digest(account.key, d)) for d in digests]
+    assert fast == slow == [account.address] * 5
+
+
+@pytest.mark.parametrize("r", [0, 2**256 - 1])
+def test_recover__r_out_of_range__raises_signature_error(r):
+    with pytest.raises(SignatureError, match="out of range"):
+        recover_digest(b"\x00" * 32, CompactSignature(r.to_bytes(32, "big"), (5).to_bytes(32, "big")))

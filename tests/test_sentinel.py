@@ -3,7 +3,6 @@
 import random
 
 import pytest
-
 from protocolbanks.relayer.sentinel import HardLimits, HardRuleBook, RuleViolation, SpikeDetector, SpikeSettings
 
 UNIT = 10**6
@@ -30,7 +29,7 @@ def first_trip(times: list[int], detector: SpikeDetector) -> int | None:
 @pytest.mark.parametrize("seed", range(5))
 def test_busy_agent__steady_high_rate_with_jitter__never_trips(seed):
     rng = random.Random(seed)
-    times = trace(rng, range(0, 1800), lambda s: rng.randint(10, 30))  # ~20 req/s = 2 U/s for 30 minutes
+    times = trace(rng, range(1800), lambda s: rng.randint(10, 30))  # ~20 req/s = 2 U/s for 30 minutes
     assert first_trip(times, SpikeDetector(SETTINGS)) is None
 
 
@@ -43,7 +42,7 @@ def test_busy_agent__gradual_ramp_and_idle_gaps__never_trips(seed):
             return 0  # a quiet minute
         return 2 + second // 60  # the agent doubles its traffic every few minutes, smoothly
 
-    times = trace(rng, range(0, 1200), rate)
+    times = trace(rng, range(1200), rate)
     assert first_trip(times, SpikeDetector(SETTINGS)) is None
 
 
@@ -55,18 +54,18 @@ def test_runaway_script__vertical_spike__trips_within_seconds(seed):
     def rate(second: int) -> int:
         return rng.randint(1, 4) if second < spike_at else 200  # 0.25 U/s, then 20 U/s
 
-    times = trace(rng, range(0, 700), rate)
+    times = trace(rng, range(700), rate)
     tripped = first_trip(times, SpikeDetector(SETTINGS))
     assert tripped is not None and spike_at * 1000 <= tripped < (spike_at + 3) * 1000
 
 
 def test_new_key__heavy_use_before_warmup__trips_on_the_floor():
-    times = trace(random.Random(1), range(0, 30), lambda s: 100)  # 10 U/s from the first second
+    times = trace(random.Random(1), range(30), lambda s: 100)  # 10 U/s from the first second
     assert first_trip(times, SpikeDetector(SETTINGS)) is not None
 
 
 def test_new_key__modest_use_before_warmup__does_not_trip():
-    times = trace(random.Random(1), range(0, 30), lambda s: 5)  # 0.5 U/s
+    times = trace(random.Random(1), range(30), lambda s: 5)  # 0.5 U/s
     assert first_trip(times, SpikeDetector(SETTINGS)) is None
 
 

@@ -50,7 +50,7 @@ class SpikeDetector:
         self._current_spend = 0
         # decay per second, as a fraction num/den: 0.5 ** (1 / half_life)
         self._decay_den = 1_000_000
-        self._decay_num = int(round(0.5 ** (1 / self.settings.half_life_s) * self._decay_den))
+        self._decay_num = round(0.5 ** (1 / self.settings.half_life_s) * self._decay_den)
 
     def _fold(self, second: int, spend: int) -> None:
         """Adds one whole second to the baseline (EWMA)."""
