@@ -32,7 +32,7 @@ class Bench:
         self.channels = self.deployer.deploy(project.StreamChannels, HOUR)
         self.domain = ChannelDomain(chain.chain_id, self.channels.address)
         self.salt = 0
-        for who in self.payers + [self.payee]:
+        for who in [*self.payers, self.payee]:
             self.token.mint(who, 10**9 * UNIT, sender=self.deployer)
             self.token.approve(self.channels, 2**256 - 1, sender=who)
         for payer in self.payers:

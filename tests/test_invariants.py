@@ -188,7 +188,7 @@ def test_channels_and_keys_state_machine(long_run, chain, channels, token, domai
             lane_id = (voucher.signer, terms.epoch)
             self.key_spend[lane_id] += delta
             if terms.period_length:
-                self.key_period_spend[lane_id + (at // terms.period_length,)] += delta
+                self.key_period_spend[(*lane_id, at // terms.period_length)] += delta
 
         @rule(data=st.data(), total=amounts, period_cap=amounts, period_length=st.sampled_from([0, 60, 3600]),
               valid_for=st.integers(min_value=1, max_value=4 * 3600), rotate=st.booleans())

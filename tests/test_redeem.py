@@ -103,7 +103,7 @@ def test_redeem__high_s_signature__reverts_invalid_signature(open_channel, chann
     # In EIP-2098 compact form the twin's s spills into the parity bit: it names some other signer, never the payer.
     high_vs = ((SECP256K1_N - sig.s) | ((sig.v - 27) ^ 1) << 255) % 2**256
     with ape.reverts(channels.UnknownLane):
-        channels.redeem(payee, token, row[:3] + (sig.r, high_vs.to_bytes(32, "big")), sender=payee)
+        channels.redeem(payee, token, (*row[:3], sig.r, high_vs.to_bytes(32, "big")), sender=payee)
     assert channel.state().claimed == 0
 
 
@@ -169,7 +169,7 @@ def test_redeem_with_signature__erc1271_payer(project, accounts, channels, domai
     assert channel.state().claimed == 4 * UNIT
     with ape.reverts(channels.InvalidSignature):
         bad = Voucher(channel.id, 0, 5 * UNIT).sign(domain, Account.create().key).to_bytes()
-        channels.redeemWithSignature(payee, token, wallet, (channel.id, 5 * UNIT) + row[2:], bad, sender=payee)
+        channels.redeemWithSignature(payee, token, wallet, (channel.id, 5 * UNIT, *row[2:]), bad, sender=payee)
 
 
 @pytest.mark.parametrize("amount", [1, 2**80 - 1])

@@ -65,6 +65,7 @@ def test_shipped_abi__matches_the_compiled_contract(channels):
     shipped = json.loads(resources.files("protocolbanks.sdk").joinpath("abi/StreamChannels.json").read_text())
     compiled = [item.model_dump(mode="json", by_alias=True, exclude_none=True)
                 for item in channels.contract_type.abi]
-    key = lambda item: (item["type"], item.get("name", ""))
+    def key(item):
+        return (item["type"], item.get("name", ""))
     assert sorted(key(i) for i in shipped) == sorted(key(i) for i in compiled), \
         "run `make compile` and commit sdk/protocolbanks/sdk/abi/"

@@ -84,7 +84,7 @@ def test_key_voucher__next_period__has_a_fresh_period_cap(keyed, channels, token
 
 
 def test_key_voucher__over_total_cap__reverts(keyed, channels, token, payee, chain):
-    for hour, amount in enumerate((20, 40)):
+    for _hour, amount in enumerate((20, 40)):
         channels.redeem(payee, token, keyed.voucher(amount * UNIT), sender=payee)
         chain.pending_timestamp += HOUR
     with ape.reverts(channels.VoucherExceedsCap, cumulativeAmount=51 * UNIT, ceiling=50 * UNIT):
@@ -152,7 +152,7 @@ def test_grant_by_signature__tampered_policy__reverts(open_channel, channels, st
     now = chain.pending_timestamp
     grant, signature = channel.signed_grant(Account.create().address, total_cap=UNIT, valid_until=now + HOUR,
                                             deadline=now + 600)
-    greedy = (100 * UNIT,) + grant.policy()[1:]
+    greedy = (100 * UNIT, *grant.policy()[1:])
     with ape.reverts(channels.InvalidGrantSignature):
         channels.grantSessionKeyBySig(channel.config, grant.key, greedy, grant.deadline, signature, sender=stranger)
 
@@ -233,7 +233,7 @@ def test_revoked_then_regranted_key__does_not_revive_old_vouchers(keyed, channel
     with ape.reverts(channels.LaneExpired):
         channels.redeem(payee, token, old_voucher, sender=payee)
     with ape.reverts(channels.UnknownLane):  # old signature presented under the new terms: wrong epoch
-        channels.redeem(payee, token, (old_voucher[0], old_voucher[1], keyed.terms.pack()) + old_voucher[3:],
+        channels.redeem(payee, token, (old_voucher[0], old_voucher[1], keyed.terms.pack(), *old_voucher[3:]),
                         sender=payee)
     channels.redeem(payee, token, keyed.voucher(10 * UNIT), sender=payee)  # a fresh signature works
     assert keyed.state().claimed == 10 * UNIT

@@ -47,6 +47,6 @@ def decode_revert(data: bytes) -> DecodedError | None:
     name, names, types = entry
     try:
         values = decode(types, bytes(data[4:]))
-    except Exception:  # noqa: BLE001 - malformed arguments: still name the error
+    except Exception:
         return DecodedError(name, {})
     return DecodedError(name, dict(zip(names, values, strict=True)))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class RuleViolation(str, Enum):
+class RuleViolation(StrEnum):
     """Why a payment breaks a hard rule; the value is the stable reason code used on the wire."""
 
     PER_PAYMENT = "sentinel_max_per_payment"
