@@ -1,0 +1,90 @@
+"""The relayer's HTTP interface (aiohttp): voucher intake and health. Every error is a JSON 4xx/5xx with a stable
+reason code, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from protocolbanks.relayer.intake import IntakeResult, VoucherIntake
+from protocolbanks.relayer.wire import SubmissionError, parse_submission
+
+log = logging.getLogger("protocolbanks.relayer.http")
+
+MAX_BODY = 16 * 1024
+REJECTION_STATUS = {
+    "unknown_channel": 404,
+    "invalid_signature": 401,
+    "signer_not_authorised": 403,
+    "wrong_chain": 422,
+    "channel_frozen": 409,
+    "channel_closing": 409,
+    "channel_closed": 409,
+    "key_expired": 409,
+}
+INTAKE = web.AppKey("intake", VoucherIntake)
+
+
+def _body(result: IntakeResult) -> dict[str, object]:
+    body: dict[str, object] = {
+        "status": result.status,
+        "channelId": "0x" + result.channel_id.hex(),
+        "cumulativeAmount": str(result.cumulative),
+    }
+    if result.accepted:
+        body.update(payment=str(result.payment), remaining=str(result.remaining))
+        if result.payment_id is not None:
+            body["paymentId"] = result.payment_id
+    else:
+        body["reason"] = result.reason
+    return body
+
+
+def _status(result: IntakeResult) -> int:
+    if result.accepted:
+        return 200
+    reason = result.reason or ""
+    if reason.startswith("sentinel_"):
+        return 429
+    return REJECTION_STATUS.get(reason, 422)
+
+
+async def post_voucher(request: web.Request) -> web.Response:
+    try:
+        submission = parse_submission(await request.read())
+    except SubmissionError as exc:
+        return web.json_response({"status": "rejected", "reason": exc.code, "message": str(exc)}, status=exc.status)
+    try:
+        result = await request.app[INTAKE].submit(submission)
+    except Exception:
+        log.exception("voucher intake failed")
+        return web.json_response({"status": "unavailable", "reason": "store_unavailable"}, status=503)
+    return web.json_response(_body(result), status=_status(result))
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        reason = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return web.json_response({"status": "rejected", "reason": reason, "message": exc.reason}, status=exc.status)
+
+
+def build_app(intake: VoucherIntake) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    app[INTAKE] = intake
+    app.router.add_post("/v1/vouchers", post_voucher)
+    app.router.add_get("/healthz", healthz)
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        await app[INTAKE].start()
+        yield
+        await app[INTAKE].stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,188 @@
+"""Voucher intake: authenticate, check against the cached chain state and the Sentinel, store durably, answer.
+
+Concurrency: submissions for one channel are serialised by a per-channel lock held until their commit, so two
+concurrent copies of one voucher yield one acceptance and one idempotent acknowledgement; submissions for
+different channels share commits (group commit), which is what makes durable intake fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eth_utils import to_checksum_address
+from protocolbanks.relayer.store import AcceptedVoucher, ChannelProgress, VoucherStore
+from protocolbanks.relayer.wire import VoucherSubmission
+from protocolbanks.sdk.acceptance import ChannelSnapshot, PeriodUsage, evaluate_voucher
+from protocolbanks.sdk.signing import SignatureError, recover_signer
+from protocolbanks.sdk.typed_data import ChannelDomain, Voucher
+
+SnapshotSource = Callable[[bytes], ChannelSnapshot | None]
+SentinelCheck = Callable[[ChannelSnapshot, str, int, int, int], str | None]  # -> reason code or None
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    """What the intake answers; `status` is accepted, stale, duplicate or rejected."""
+
+    status: str
+    channel_id: bytes
+    cumulative: int
+    payment: int = 0
+    remaining: int = 0
+    payment_id: int | None = None
+    reason: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status != "rejected"
+
+
+@dataclass
+class _Pending:
+    voucher: AcceptedVoucher
+    done: asyncio.Future[int]
+
+
+@dataclass
+class GroupCommitWriter:
+    """Collects accepted vouchers and commits them together, one transaction per round, off the event loop."""
+
+    store: VoucherStore
+    max_batch: int = 512
+    _queue: list[_Pending] = field(default_factory=list)
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+    commits: int = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def write(self, voucher: AcceptedVoucher) -> int:
+        """Resolves with the payment id once the voucher is durable; raises if the commit failed."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(voucher, done))
+        self._wakeup.set()
+        return await done
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+                try:
+                    ids = await loop.run_in_executor(None, self.store.append, [p.voucher for p in batch])
+                except Exception as exc:
+                    for pending in batch:
+                        if not pending.done.done():
+                            pending.done.set_exception(exc)
+                    continue
+                self.commits += 1
+                for pending, payment_id in zip(batch, ids, strict=True):
+                    if not pending.done.done():
+                        pending.done.set_result(payment_id)
+
+
+class VoucherIntake:
+    """The decision and durability path of one relayer instance."""
+
+    def __init__(self, store: VoucherStore, snapshots: SnapshotSource, domain: ChannelDomain, *,
+                 sentinel: SentinelCheck | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.snapshots = snapshots
+        self.domain = domain
+        self.sentinel = sentinel
+        self.clock = clock
+        self.writer = GroupCommitWriter(store)
+        self.progress: dict[bytes, ChannelProgress] = store.progress()
+        self._locks: dict[bytes, asyncio.Lock] = {}
+        self._by_request: dict[str, IntakeResult] = {}
+
+    async def start(self) -> None:
+        self.writer.start()
+
+    async def stop(self) -> None:
+        await self.writer.stop()
+
+    def _lock(self, channel_id: bytes) -> asyncio.Lock:
+        lock = self._locks.get(channel_id)
+        if lock is None:
+            lock = self._locks[channel_id] = asyncio.Lock()
+        return lock
+
+    async def submit(self, sub: VoucherSubmission) -> IntakeResult:
+        if sub.request_id is not None:
+            previous = self._by_request.get(sub.request_id) or self._stored_result(sub.request_id)
+            if previous is not None:
+                return IntakeResult("duplicate", previous.channel_id, previous.cumulative, previous.payment,
+                                    previous.remaining, previous.payment_id)
+        if sub.chain_id is not None and sub.chain_id != self.domain.chain_id:
+            return self._reject(sub, "wrong_chain")
+        try:
+            digest = Voucher(sub.channel_id, sub.terms.epoch, sub.cumulative).digest(self.domain)
+            signer = to_checksum_address(recover_signer(digest, sub.signature))
+        except (SignatureError, ValueError):
+            return self._reject(sub, "invalid_signature")
+        async with self._lock(sub.channel_id):
+            result = await self._decide_and_store(sub, signer)
+        if sub.request_id is not None and result.accepted:
+            self._by_request[sub.request_id] = result
+        return result
+
+    def _stored_result(self, request_id: str) -> IntakeResult | None:
+        stored = self.store.payment_for_request(request_id)
+        if stored is None:
+            return None
+        channel_id, cumulative, payment_id = stored
+        return IntakeResult("accepted", channel_id, cumulative, payment_id=payment_id)
+
+    async def _decide_and_store(self, sub: VoucherSubmission, signer: str) -> IntakeResult:
+        snapshot = self.snapshots(sub.channel_id)
+        known = self.progress.get(sub.channel_id)
+        now_ms = int(self.clock() * 1000)
+        same_epoch = known is not None and snapshot is not None and known.epoch == snapshot.terms.epoch
+        accepted = known.accepted_cumulative if known else 0
+        period = known.period if same_epoch and known else PeriodUsage()
+        decision, usage = evaluate_voucher(snapshot, signer=signer, epoch=sub.terms.epoch,
+                                           cumulative=sub.cumulative, accepted_cumulative=accepted,
+                                           period=period, now=now_ms // 1000)
+        if not decision.accepted:
+            return self._reject(sub, decision.rejection.value if decision.rejection else "rejected")
+        if decision.stale:
+            return IntakeResult("stale", sub.channel_id, max(accepted, sub.cumulative), 0, decision.remaining)
+        assert snapshot is not None
+        if self.sentinel is not None:
+            reason = self.sentinel(snapshot, signer, decision.payment, decision.remaining, now_ms)
+            if reason is not None:
+                return self._reject(sub, reason)
+        voucher = AcceptedVoucher(
+            channel_id=sub.channel_id, payer=snapshot.payer, payee=snapshot.payee, token=snapshot.token,
+            signer=signer, epoch=sub.terms.epoch, cumulative=sub.cumulative, amount=decision.payment,
+            terms=sub.terms.pack(), r=sub.signature.r, vs=sub.signature.vs, received_at_ms=now_ms,
+            period=usage, request_id=sub.request_id, resource=sub.resource,
+        )
+        payment_id = await self.writer.write(voucher)  # durable before anyone hears "accepted"
+        self.progress[sub.channel_id] = ChannelProgress(
+            channel_id=sub.channel_id, accepted_cumulative=sub.cumulative,
+            settled_cumulative=known.settled_cumulative if known else 0, epoch=sub.terms.epoch, period=usage,
+            first_unsettled_at_ms=(known.first_unsettled_at_ms if known and known.unsettled else now_ms),
+            last_activity_at_ms=now_ms,
+        )
+        return IntakeResult("accepted", sub.channel_id, sub.cumulative, decision.payment, decision.remaining,
+                            payment_id)
+
+    @staticmethod
+    def _reject(sub: VoucherSubmission, reason: str) -> IntakeResult:
+        return IntakeResult("rejected", sub.channel_id, sub.cumulative, reason=reason)

@@ -1,0 +1,102 @@
+"""The voucher submission on the wire (JSON) and its validation into typed values, with reason codes.
+
+    {"channelId": "0x…32 bytes", "cumulativeAmount": "2500000", "terms": "0x…", "r": "0x…", "vs": "0x…",
+     "chainId": 31337, "requestId": "optional idempotency key", "resource": "optional, e.g. /v1/images"}
+
+`signature` (65 or 64 bytes, hex) may replace `r`/`vs`. Amounts are decimal strings or JSON integers of base
+units; floats are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from protocolbanks.sdk.lane_terms import LaneTerms
+from protocolbanks.sdk.signing import CompactSignature, SignatureError
+
+MAX_UINT256 = (1 << 256) - 1
+
+
+class SubmissionError(ValueError):
+    """A submission that cannot be read; `code` is the stable reason, `status` the HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class VoucherSubmission:
+    channel_id: bytes
+    cumulative: int
+    terms: LaneTerms
+    signature: CompactSignature
+    chain_id: int | None = None
+    request_id: str | None = None
+    resource: str | None = None
+
+
+def _hex(raw: dict[str, Any], name: str, length: int | None = None) -> bytes:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise SubmissionError("invalid_field", f"{name} must be a 0x-prefixed hex string")
+    try:
+        data = bytes.fromhex(value[2:])
+    except ValueError as exc:
+        raise SubmissionError("invalid_field", f"{name} is not valid hex") from exc
+    if length is not None and len(data) != length:
+        raise SubmissionError("invalid_field", f"{name} must be {length} bytes, got {len(data)}")
+    return data
+
+
+def _uint(raw: dict[str, Any], name: str, *, hex_ok: bool = False) -> int:
+    value = raw.get(name)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        raise SubmissionError("invalid_field", f"{name} must be an integer (decimal string or JSON integer)")
+    try:
+        if isinstance(value, str) and hex_ok and value.startswith("0x"):
+            number = int(value, 16)
+        elif isinstance(value, str):
+            if len(value) > 78 or not value.isdigit():
+                raise ValueError
+            number = int(value, 10)
+        elif isinstance(value, int):
+            number = value
+        else:
+            raise ValueError
+    except ValueError as exc:
+        raise SubmissionError("invalid_field", f"{name} is not an unsigned integer") from exc
+    if not 0 <= number <= MAX_UINT256:
+        raise SubmissionError("invalid_field", f"{name} is outside 0..2^256-1")
+    return number
+
+
+def parse_submission(body: bytes) -> VoucherSubmission:
+    """Reads and validates a submission; raises SubmissionError with a reason code."""
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SubmissionError("invalid_json", f"body is not JSON: {exc}", 400) from exc
+    if not isinstance(raw, dict):
+        raise SubmissionError("invalid_json", "body must be a JSON object", 400)
+    channel_id = _hex(raw, "channelId", 32)
+    cumulative = _uint(raw, "cumulativeAmount")
+    terms = LaneTerms.unpack(_uint(raw, "terms", hex_ok=True))
+    if "signature" in raw:
+        try:
+            signature = CompactSignature.from_bytes(_hex(raw, "signature"))
+        except SignatureError as exc:
+            raise SubmissionError("invalid_signature_length", str(exc)) from exc
+    else:
+        signature = CompactSignature(_hex(raw, "r", 32), _hex(raw, "vs", 32))
+    chain_id = _uint(raw, "chainId") if "chainId" in raw else None
+    request_id = raw.get("requestId")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 128):
+        raise SubmissionError("invalid_field", "requestId must be a string of 1..128 characters")
+    resource = raw.get("resource")
+    if resource is not None and (not isinstance(resource, str) or len(resource) > 2048):
+        raise SubmissionError("invalid_field", "resource must be a string of at most 2048 characters")
+    return VoucherSubmission(channel_id, cumulative, terms, signature, chain_id, request_id, resource)

@@ -1,0 +1,145 @@
+"""Voucher intake over real HTTP on loopback: acceptance, idempotency, concurrency, every bad input a 4xx."""
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+from aiohttp import web
+from eth_account import Account
+from protocolbanks.relayer.http_api import build_app
+from protocolbanks.relayer.intake import VoucherIntake
+from protocolbanks.relayer.store import VoucherStore
+from protocolbanks.sdk import ChannelDomain, LaneTerms, Voucher
+from protocolbanks.sdk.acceptance import ChannelSnapshot
+
+U = 10**6
+DOMAIN = ChannelDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+KEY = Account.create()
+TERMS = LaneTerms(ceiling=50 * U, period_cap=20 * U, period_length=3600, valid_until=2**39, epoch=1)
+CHANNEL = b"\x0c" * 32
+SNAPSHOT = ChannelSnapshot(CHANNEL, "0x0000000000000000000000000000000000000001",
+                           "0x0000000000000000000000000000000000000002",
+                           "0x0000000000000000000000000000000000000003", KEY.address, TERMS,
+                           deposit=30 * U, claimed=0, max_per_payment=5 * U)
+
+
+def body(cumulative: int, *, key=KEY.key, terms=TERMS, channel=CHANNEL, **extra) -> dict:
+    sig = Voucher(channel, terms.epoch, cumulative).sign(DOMAIN, key)
+    return {"channelId": "0x" + channel.hex(), "cumulativeAmount": str(cumulative), "terms": hex(terms.pack()),
+            "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex(), **extra}
+
+
+def run_with_server(tmp_path, scenario, snapshots=None):
+    """Starts the relayer's HTTP app on 127.0.0.1 (random port), runs `scenario(session, url, intake)`."""
+    async def main():
+        store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+        table = snapshots if snapshots is not None else {CHANNEL: SNAPSHOT}
+        intake = VoucherIntake(store, table.get, DOMAIN)
+        runner = web.AppRunner(build_app(intake))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                return await scenario(session, f"http://127.0.0.1:{port}", intake)
+        finally:
+            await runner.cleanup()
+            store.close()
+    return asyncio.run(main())
+
+
+async def post(session, url, payload, raw: bytes | None = None):
+    data = raw if raw is not None else json.dumps(payload).encode()
+    async with session.post(url + "/v1/vouchers", data=data, headers={"content-type": "application/json"}) as r:
+        return r.status, await r.json()
+
+
+def test_accept__durable_then_answered_with_remaining(tmp_path):
+    async def scenario(session, url, intake):
+        status, answer = await post(session, url, body(2 * U))
+        assert status == 200 and answer["status"] == "accepted"
+        assert (answer["payment"], answer["remaining"]) == (str(2 * U), str(28 * U))
+        assert intake.store.progress()[CHANNEL].accepted_cumulative == 2 * U  # on disk already
+        status, answer = await post(session, url, body(3 * U))
+        assert answer["payment"] == str(U)
+    run_with_server(tmp_path, scenario)
+
+
+def test_lower_or_equal_voucher__idempotent_ack(tmp_path):
+    async def scenario(session, url, _):
+        await post(session, url, body(3 * U))
+        for amount in (3 * U, 2 * U):
+            status, answer = await post(session, url, body(amount))
+            assert status == 200 and answer["status"] == "stale" and answer["cumulativeAmount"] == str(3 * U)
+    run_with_server(tmp_path, scenario)
+
+
+def test_duplicate_request_id__returns_the_stored_result(tmp_path):
+    async def scenario(session, url, _):
+        first = await post(session, url, body(U, requestId="abc"))
+        again = await post(session, url, body(U, requestId="abc"))
+        assert first[1]["paymentId"] == again[1]["paymentId"] and again[1]["status"] == "duplicate"
+    run_with_server(tmp_path, scenario)
+
+
+def test_concurrent_copies_of_one_voucher__one_acceptance(tmp_path):
+    async def scenario(session, url, intake):
+        answers = await asyncio.gather(*(post(session, url, body(4 * U)) for _ in range(20)))
+        statuses = sorted(a[1]["status"] for a in answers)
+        assert statuses.count("accepted") == 1 and statuses.count("stale") == 19
+        assert intake.store.progress()[CHANNEL].accepted_cumulative == 4 * U
+    run_with_server(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("payload, status, reason", [
+    (lambda: body(6 * U), 422, "exceeds_max_per_payment"),
+    (lambda: body(U, key=Account.create().key), 403, "signer_not_authorised"),
+    (lambda: body(U, channel=b"\x0d" * 32), 404, "unknown_channel"),
+    (lambda: body(U, chainId=1), 422, "wrong_chain"),
+    (lambda: {**body(U), "vs": "0x" + "00" * 32, "r": "0x" + "00" * 32}, 401, "invalid_signature"),
+    (lambda: {**body(U), "cumulativeAmount": 1.5}, 422, "invalid_field"),
+    (lambda: {**body(U), "cumulativeAmount": "9" * 100}, 422, "invalid_field"),
+    (lambda: {**body(U), "cumulativeAmount": str(2**256)}, 422, "invalid_field"),
+    (lambda: {**body(U), "channelId": "0x1234"}, 422, "invalid_field"),
+    (lambda: {k: v for k, v in body(U).items() if k not in ("r", "vs")} | {"signature": "0x" + "11" * 63},
+     422, "invalid_signature_length"),
+    (lambda: [1, 2, 3], 400, "invalid_json"),
+])
+def test_bad_input__clear_4xx(tmp_path, payload, status, reason):
+    async def scenario(session, url, _):
+        got_status, answer = await post(session, url, payload())
+        assert (got_status, answer["reason"]) == (status, reason)
+    run_with_server(tmp_path, scenario)
+
+
+def test_malformed_and_oversized_bodies__clear_4xx(tmp_path):
+    async def scenario(session, url, _):
+        assert (await post(session, url, None, raw=b"{not json"))[0] == 400
+        status, answer = await post(session, url, None, raw=b"{" + b" " * 20_000 + b"}")
+        assert (status, answer["reason"]) == (413, "body_too_large")
+        async with session.get(url + "/healthz") as r:
+            assert r.status == 200
+    run_with_server(tmp_path, scenario)
+
+
+def test_frozen_channel__refused(tmp_path):
+    frozen = {CHANNEL: ChannelSnapshot(**{**SNAPSHOT.__dict__, "frozen": True})}
+
+    async def scenario(session, url, _):
+        assert await post(session, url, body(U)) == (409, {
+            "status": "rejected", "channelId": "0x" + CHANNEL.hex(), "cumulativeAmount": str(U),
+            "reason": "channel_frozen"})
+    run_with_server(tmp_path, scenario, frozen)
+
+
+def test_restart__progress_survives(tmp_path):
+    async def first(session, url, _):
+        await post(session, url, body(5 * U))
+    run_with_server(tmp_path, first)
+
+    async def second(session, url, _):
+        _status, answer = await post(session, url, body(5 * U))
+        assert answer["status"] == "stale"
+    run_with_server(tmp_path, second)
