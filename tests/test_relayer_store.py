@@ -25,7 +25,7 @@ def test_store__survives_reopen_with_progress(tmp_path):
     progress = reopened.progress()[CHANNEL]
     assert (progress.accepted_cumulative, progress.settled_cumulative, progress.unsettled) == (250, 0, 250)
     assert progress.first_unsettled_at_ms == 1_000 and progress.last_activity_at_ms == 2_000
-    assert reopened.payment_for_request("req-2")[1] == 250
+    assert reopened.payment_for_request("req-2") == (CHANNEL, 250, 150)
 
 
 def test_store__amounts_beyond_64_bits_are_exact(tmp_path):

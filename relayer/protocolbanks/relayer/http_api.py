@@ -32,9 +32,7 @@ def _body(result: IntakeResult) -> dict[str, object]:
         "cumulativeAmount": str(result.cumulative),
     }
     if result.accepted:
-        body.update(payment=str(result.payment), remaining=str(result.remaining))
-        if result.payment_id is not None:
-            body["paymentId"] = result.payment_id
+        body.update(payment=str(result.payment), remaining=str(result.remaining), paymentId=result.payment_id)
     else:
         body["reason"] = result.reason
     return body

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eth_utils import to_checksum_address
 from protocolbanks.relayer.store import AcceptedVoucher, ChannelProgress, VoucherStore
 from protocolbanks.relayer.wire import VoucherSubmission
 from protocolbanks.sdk.acceptance import ChannelSnapshot, PeriodUsage, evaluate_voucher
+from protocolbanks.sdk.keccak import keccak256
 from protocolbanks.sdk.signing import SignatureError, recover_signer
 from protocolbanks.sdk.typed_data import ChannelDomain, Voucher
 
@@ -32,8 +32,12 @@ class IntakeResult:
     cumulative: int
     payment: int = 0
     remaining: int = 0
-    payment_id: int | None = None
     reason: str | None = None
+
+    @property
+    def payment_id(self) -> str:
+        """Stable id of the payment: a channel's cumulative amount names exactly one acceptance."""
+        return keccak256(self.channel_id + self.cumulative.to_bytes(32, "big"))[:16].hex()
 
     @property
     def accepted(self) -> bool:
@@ -43,7 +47,7 @@ class IntakeResult:
 @dataclass
 class _Pending:
     voucher: AcceptedVoucher
-    done: asyncio.Future[int]
+    done: asyncio.Future[None]
 
 
 @dataclass
@@ -68,9 +72,9 @@ class GroupCommitWriter:
             except asyncio.CancelledError:
                 pass
 
-    async def write(self, voucher: AcceptedVoucher) -> int:
-        """Resolves with the payment id once the voucher is durable; raises if the commit failed."""
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    async def write(self, voucher: AcceptedVoucher) -> None:
+        """Returns once the voucher is durable; raises if the commit failed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(voucher, done))
         self._wakeup.set()
         return await done
@@ -83,16 +87,16 @@ class GroupCommitWriter:
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
                 try:
-                    ids = await loop.run_in_executor(None, self.store.append, [p.voucher for p in batch])
+                    await loop.run_in_executor(None, self.store.append, [p.voucher for p in batch])
                 except Exception as exc:
                     for pending in batch:
                         if not pending.done.done():
                             pending.done.set_exception(exc)
                     continue
                 self.commits += 1
-                for pending, payment_id in zip(batch, ids, strict=True):
+                for pending in batch:
                     if not pending.done.done():
-                        pending.done.set_result(payment_id)
+                        pending.done.set_result(None)
 
 
 class VoucherIntake:
@@ -127,12 +131,12 @@ class VoucherIntake:
             previous = self._by_request.get(sub.request_id) or self._stored_result(sub.request_id)
             if previous is not None:
                 return IntakeResult("duplicate", previous.channel_id, previous.cumulative, previous.payment,
-                                    previous.remaining, previous.payment_id)
+                                    previous.remaining)
         if sub.chain_id is not None and sub.chain_id != self.domain.chain_id:
             return self._reject(sub, "wrong_chain")
         try:
             digest = Voucher(sub.channel_id, sub.terms.epoch, sub.cumulative).digest(self.domain)
-            signer = to_checksum_address(recover_signer(digest, sub.signature))
+            signer = "0x" + recover_signer(digest, sub.signature).hex()  # lowercase: no checksum on the hot path
         except (SignatureError, ValueError):
             return self._reject(sub, "invalid_signature")
         async with self._lock(sub.channel_id):
@@ -145,8 +149,8 @@ class VoucherIntake:
         stored = self.store.payment_for_request(request_id)
         if stored is None:
             return None
-        channel_id, cumulative, payment_id = stored
-        return IntakeResult("accepted", channel_id, cumulative, payment_id=payment_id)
+        channel_id, cumulative, amount = stored
+        return IntakeResult("accepted", channel_id, cumulative, payment=amount)
 
     async def _decide_and_store(self, sub: VoucherSubmission, signer: str) -> IntakeResult:
         snapshot = self.snapshots(sub.channel_id)
@@ -173,15 +177,14 @@ class VoucherIntake:
             terms=sub.terms.pack(), r=sub.signature.r, vs=sub.signature.vs, received_at_ms=now_ms,
             period=usage, request_id=sub.request_id, resource=sub.resource,
         )
-        payment_id = await self.writer.write(voucher)  # durable before anyone hears "accepted"
+        await self.writer.write(voucher)  # durable before anyone hears "accepted"
         self.progress[sub.channel_id] = ChannelProgress(
             channel_id=sub.channel_id, accepted_cumulative=sub.cumulative,
             settled_cumulative=known.settled_cumulative if known else 0, epoch=sub.terms.epoch, period=usage,
             first_unsettled_at_ms=(known.first_unsettled_at_ms if known and known.unsettled else now_ms),
             last_activity_at_ms=now_ms,
         )
-        return IntakeResult("accepted", sub.channel_id, sub.cumulative, decision.payment, decision.remaining,
-                            payment_id)
+        return IntakeResult("accepted", sub.channel_id, sub.cumulative, decision.payment, decision.remaining)
 
     @staticmethod
     def _reject(sub: VoucherSubmission, reason: str) -> IntakeResult:

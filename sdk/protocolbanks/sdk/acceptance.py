@@ -73,7 +73,7 @@ class PeriodUsage:
 def evaluate_voucher(
     snapshot: ChannelSnapshot | None,
     *,
-    signer: str,
+    signer: str,  # 0x-address; compared case-insensitively
     epoch: int,
     cumulative: int,
     accepted_cumulative: int,
@@ -91,7 +91,7 @@ def evaluate_voucher(
     if snapshot.frozen:
         return _reject(Rejection.CHANNEL_FROZEN), period
     terms = snapshot.terms
-    if signer != snapshot.signer or epoch != terms.epoch:
+    if signer.lower() != snapshot.signer.lower() or epoch != terms.epoch:
         return _reject(Rejection.SIGNER_NOT_AUTHORISED), period
     if now >= terms.valid_until:
         return _reject(Rejection.KEY_EXPIRED), period

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from eth_keys import keys
 from eth_keys.constants import SECPK1_N
 from eth_keys.exceptions import BadSignature, ValidationError
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+from protocolbanks.sdk.keccak import keccak256
 
 try:  # the fast path: optional dependency (`pip install protocolbanks[fast]`)
     import coincurve
@@ -110,7 +111,7 @@ def recover_signer(digest: bytes, signature: CompactSignature) -> bytes:
             )
         except ValueError as exc:
             raise SignatureError(f"signature does not recover: {exc}") from exc
-        return bytes(keccak(public.format(compressed=False)[1:])[-20:])
+        return keccak256(public.format(compressed=False)[1:])[-20:]
     try:
         public_key = keys.Signature(vrs=(signature.v - 27, r, s)).recover_public_key_from_msg_hash(digest)
     except (BadSignature, ValidationError) as exc:

@@ -11,6 +11,7 @@ from functools import cached_property
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
+from protocolbanks.sdk.keccak import keccak256
 from protocolbanks.sdk.signing import CompactSignature, recover_digest, sign_digest
 
 DOMAIN_NAME = "ProtocolBanks StreamChannels"
@@ -55,7 +56,7 @@ class ChannelDomain:
         return b"\x19\x01" + self.separator
 
     def digest(self, struct_hash: bytes) -> bytes:
-        return keccak(self._prefix + struct_hash)
+        return keccak256(self._prefix + struct_hash)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Voucher:
             raise ValueError("channel_id must be 32 bytes")
         if not 0 <= self.epoch < 1 << 256 or not 0 <= self.cumulative_amount < 1 << 256:
             raise ValueError("epoch and cumulative_amount must be unsigned 256-bit integers")
-        return keccak(
+        return keccak256(
             VOUCHER_TYPEHASH + self.channel_id + self.epoch.to_bytes(32, "big")
             + self.cumulative_amount.to_bytes(32, "big")
         )

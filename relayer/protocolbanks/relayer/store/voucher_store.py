@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from protocolbanks.relayer.store import schema
 from protocolbanks.relayer.store.migrations import migrate
 from protocolbanks.sdk.acceptance import PeriodUsage
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -78,41 +78,52 @@ class VoucherStore:
         self.schema_version = migrate(self.engine)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
-    def append(self, batch: list[AcceptedVoucher]) -> list[int]:
-        """Stores the batch in one transaction; returns the payment ids in order."""
-        ids: list[int] = []
-        with self.engine.begin() as connection:
-            for voucher in batch:
-                ids.append(self._append_one(connection, voucher))
-        return ids
-
-    def _append_one(self, connection, voucher: AcceptedVoucher) -> int:  # type: ignore[no-untyped-def]
+    def append(self, batch: list[AcceptedVoucher]) -> None:
+        """Stores the batch in one transaction (two bulk statements), or nothing if any row is refused."""
+        if not batch:
+            return
         channels = schema.payment_channels
-        values = {
-            "accepted_cumulative": voucher.cumulative, "period_index": voucher.period.index,
-            "period_spent": voucher.period.spent, "epoch": voucher.epoch,
-            "last_activity_at_ms": voucher.received_at_ms,
-        }
-        statement = self._insert(channels).values(
-            channel_id=voucher.channel_id, payer=voucher.payer, payee=voucher.payee, token=voucher.token,
-            settled_cumulative=0, first_unsettled_at_ms=voucher.received_at_ms, **values,
+        latest: dict[bytes, AcceptedVoucher] = {}
+        first_seen: dict[bytes, int] = {}
+        for voucher in batch:
+            latest[voucher.channel_id] = voucher  # vouchers of one channel arrive in increasing order
+            first_seen.setdefault(voucher.channel_id, voucher.received_at_ms)
+        upsert = self._insert(channels)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[channels.c.channel_id],
+            set_={
+                "accepted_cumulative": upsert.excluded.accepted_cumulative,
+                "period_index": upsert.excluded.period_index,
+                "period_spent": upsert.excluded.period_spent,
+                "epoch": upsert.excluded.epoch,
+                "last_activity_at_ms": upsert.excluded.last_activity_at_ms,
+                # the unsettled-since clock starts with the first payment after everything was settled
+                "first_unsettled_at_ms": func.coalesce(channels.c.first_unsettled_at_ms,
+                                                       upsert.excluded.first_unsettled_at_ms),
+            },
         )
-        connection.execute(statement.on_conflict_do_update(index_elements=[channels.c.channel_id], set_=values))
-        # The unsettled-since clock starts with the first payment after everything was settled.
-        connection.execute(channels.update().where(channels.c.channel_id == voucher.channel_id,
-                                                   channels.c.first_unsettled_at_ms.is_(None))
-                           .values(first_unsettled_at_ms=voucher.received_at_ms))
-        return int(connection.execute(schema.channel_payments.insert().values(
-            channel_id=voucher.channel_id, request_id=voucher.request_id, signer=voucher.signer,
-            epoch=voucher.epoch, cumulative=voucher.cumulative, amount=voucher.amount, terms=voucher.terms,
-            r=voucher.r, vs=voucher.vs, resource=voucher.resource, received_at_ms=voucher.received_at_ms,
-        ).returning(schema.channel_payments.c.id)).scalar_one())
+        channel_rows = [
+            {"channel_id": v.channel_id, "payer": v.payer, "payee": v.payee, "token": v.token,
+             "accepted_cumulative": v.cumulative, "settled_cumulative": 0, "period_index": v.period.index,
+             "period_spent": v.period.spent, "epoch": v.epoch, "first_unsettled_at_ms": first_seen[cid],
+             "last_activity_at_ms": v.received_at_ms}
+            for cid, v in latest.items()
+        ]
+        payment_rows = [
+            {"channel_id": v.channel_id, "request_id": v.request_id, "signer": v.signer, "epoch": v.epoch,
+             "cumulative": v.cumulative, "amount": v.amount, "terms": v.terms, "r": v.r, "vs": v.vs,
+             "resource": v.resource, "received_at_ms": v.received_at_ms}
+            for v in batch
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(upsert, channel_rows)
+            connection.execute(schema.channel_payments.insert(), payment_rows)
 
     def payment_for_request(self, request_id: str) -> tuple[bytes, int, int] | None:
-        """(channel id, cumulative, payment id) stored under a client's idempotency key, if any."""
+        """(channel id, cumulative, amount) stored under a client's idempotency key, if any."""
         p = schema.channel_payments
         with self.engine.connect() as connection:
-            row = connection.execute(select(p.c.channel_id, p.c.cumulative, p.c.id)
+            row = connection.execute(select(p.c.channel_id, p.c.cumulative, p.c.amount)
                                      .where(p.c.request_id == request_id)).first()
         return None if row is None else (bytes(row[0]), int(row[1]), int(row[2]))
 
