@@ -332,7 +332,7 @@ def test_channels_and_keys_state_machine(long_run, chain, channels, token, domai
                 assert spent <= caps.period_cap
 
     ChannelMachine.TestCase.settings = settings(
-        max_examples=1000 if long_run else int(os.environ.get("PB_EXAMPLES", "10")),
+        max_examples=int(os.environ.get("PB_EXAMPLES", "1000" if long_run else "10")),
         stateful_step_count=40 if long_run else 25,
         deadline=None,
         suppress_health_check=list(HealthCheck),
