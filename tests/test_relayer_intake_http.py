@@ -143,3 +143,43 @@ def test_restart__progress_survives(tmp_path):
         _status, answer = await post(session, url, body(5 * U))
         assert answer["status"] == "stale"
     run_with_server(tmp_path, second)
+
+
+def test_sentinel__spike_refuses_and_reports_once_then_refuses_the_key(tmp_path):
+    from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
+
+    trips = []
+    clock = {"now": 1_000.0}
+
+    async def main():
+        store = VoucherStore(f"sqlite:///{tmp_path / 'sentinel.db'}")
+        guard = SentinelGuard(SentinelPolicy(limits=HardLimits(max_per_minute=100 * U),
+                                             spike=SpikeSettings(window_s=5, ratio=8, floor_per_s=U // 10,
+                                                                 warmup_s=60)), trips.append)
+        big = {CHANNEL: ChannelSnapshot(**{**SNAPSHOT.__dict__, "deposit": 10**12, "max_per_payment": 0,
+                                           "terms": LaneTerms(10**12, 0, 0, 2**39, 1)})}
+        intake = VoucherIntake(store, big.get, DOMAIN, sentinel=guard, clock=lambda: clock["now"])
+        await intake.start()
+        from protocolbanks.relayer.wire import parse_submission
+        cumulative = 0
+        statuses = []
+        for second in range(120):  # a calm agent: 0.1 U every second for two minutes
+            clock["now"] = 1_000.0 + second
+            cumulative += U // 10
+            statuses.append((await intake.submit(parse_submission(json.dumps(body(cumulative)).encode()))).status)
+        assert set(statuses) == {"accepted"}
+        for burst in range(40):  # then a runaway script: 2 U ten times a second
+            clock["now"] = 1_120.0 + burst / 10
+            cumulative += 2 * U
+            result = await intake.submit(parse_submission(json.dumps(body(cumulative)).encode()))
+            statuses.append(result.reason or result.status)
+        await intake.stop()
+        store.close()
+        return statuses
+
+    statuses = asyncio.run(main())
+    first_refusal = next(i for i, s in enumerate(statuses) if s != "accepted")
+    assert 120 <= first_refusal < 125  # within half a second of the spike starting
+    assert statuses[first_refusal] in ("sentinel_spike", "sentinel_max_per_minute")
+    assert set(statuses[first_refusal + 1:]) == {"sentinel_key_tripped"}
+    assert len(trips) == 1 and trips[0].channel_id == CHANNEL
