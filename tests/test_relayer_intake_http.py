@@ -30,12 +30,12 @@ def body(cumulative: int, *, key=KEY.key, terms=TERMS, channel=CHANNEL, **extra)
             "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex(), **extra}
 
 
-def run_with_server(tmp_path, scenario, snapshots=None):
+def run_with_server(tmp_path, scenario, snapshots=None, payee=None):
     """Starts the relayer's HTTP app on 127.0.0.1 (random port), runs `scenario(session, url, intake)`."""
     async def main():
         store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
         table = snapshots if snapshots is not None else {CHANNEL: SNAPSHOT}
-        intake = VoucherIntake(store, table.get, DOMAIN)
+        intake = VoucherIntake(store, table.get, DOMAIN, payee=payee)
         runner = web.AppRunner(build_app(intake))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -183,3 +183,10 @@ def test_sentinel__spike_refuses_and_reports_once_then_refuses_the_key(tmp_path)
     assert statuses[first_refusal] in ("sentinel_spike", "sentinel_max_per_minute")
     assert set(statuses[first_refusal + 1:]) == {"sentinel_key_tripped"}
     assert len(trips) == 1 and trips[0].channel_id == CHANNEL
+
+
+def test_voucher_for_another_merchant__refused(tmp_path):
+    async def scenario(session, url, _):
+        status, answer = await post(session, url, body(U))
+        assert (status, answer["reason"]) == (403, "wrong_payee")
+    run_with_server(tmp_path, scenario, payee="0x00000000000000000000000000000000000000ff")

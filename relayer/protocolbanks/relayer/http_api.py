@@ -16,6 +16,7 @@ REJECTION_STATUS = {
     "unknown_channel": 404,
     "invalid_signature": 401,
     "signer_not_authorised": 403,
+    "wrong_payee": 403,
     "wrong_chain": 422,
     "channel_frozen": 409,
     "channel_closing": 409,

@@ -103,8 +103,10 @@ class VoucherIntake:
     """The decision and durability path of one relayer instance."""
 
     def __init__(self, store: VoucherStore, snapshots: SnapshotSource, domain: ChannelDomain, *,
-                 sentinel: SentinelCheck | None = None, clock: Callable[[], float] = time.time) -> None:
+                 payee: str | None = None, sentinel: SentinelCheck | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.payee = payee.lower() if payee else None
         self.snapshots = snapshots
         self.domain = domain
         self.sentinel = sentinel
@@ -154,6 +156,8 @@ class VoucherIntake:
 
     async def _decide_and_store(self, sub: VoucherSubmission, signer: str) -> IntakeResult:
         snapshot = self.snapshots(sub.channel_id)
+        if snapshot is not None and self.payee is not None and snapshot.payee.lower() != self.payee:
+            return self._reject(sub, "wrong_payee")  # this relayer collects for one merchant only
         known = self.progress.get(sub.channel_id)
         now_ms = int(self.clock() * 1000)
         same_epoch = known is not None and snapshot is not None and known.epoch == snapshot.terms.epoch

@@ -1,0 +1,106 @@
+"""`protocolbanks relayer …`: run the relayer and inspect it.
+
+  protocolbanks relayer run --config relayer.toml      start intake + chain follower (Ctrl-C to stop)
+  protocolbanks relayer check-config --config relayer.toml
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+from aiohttp import web
+from protocolbanks.relayer.chain_cache import ChainCache
+from protocolbanks.relayer.config import RelayerConfig
+from protocolbanks.relayer.http_api import build_app
+from protocolbanks.relayer.intake import VoucherIntake
+from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
+from protocolbanks.relayer.store import VoucherStore
+from protocolbanks.relayer.store.voucher_store import StoreError
+from protocolbanks.sdk import ChannelDomain
+from pydantic import ValidationError
+from web3 import Web3
+
+log = logging.getLogger("protocolbanks.relayer")
+config_option = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                             default=None, help="TOML file; PB_RELAYER_* environment variables override it.")
+
+
+def load_config(path: Path | None) -> RelayerConfig:
+    try:
+        return RelayerConfig.load(path)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"invalid configuration: {problems}") from exc
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read configuration: {exc}") from exc
+
+
+@click.group()
+def main() -> None:
+    """ProtocolBanks command line."""
+
+
+@main.group()
+def relayer() -> None:
+    """The relayer: accepts vouchers, watches spending, settles on-chain at thresholds."""
+
+
+@relayer.command("check-config")
+@config_option
+def check_config(config_path: Path | None) -> None:
+    """Validate the configuration and print it as the relayer will use it."""
+    click.echo(load_config(config_path).model_dump_json(indent=2))
+
+
+@relayer.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """Start the voucher intake (HTTP) and the chain follower."""
+    logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    config = load_config(config_path)
+    w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": 10}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        raise click.ClickException(f"cannot reach the RPC at {config.rpc_url}: {exc}") from exc
+    if config.chain_id is not None and config.chain_id != chain_id:
+        raise click.ClickException(f"the RPC serves chain {chain_id}, the configuration says {config.chain_id}")
+    try:
+        store = VoucherStore(config.database_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    cache = ChainCache(w3, config.contract)
+    sentinel = SentinelGuard(SentinelPolicy(
+        limits=HardLimits(config.sentinel.max_per_payment, config.sentinel.max_per_minute,
+                          config.sentinel.max_per_hour, config.sentinel.min_remaining_balance),
+        spike=SpikeSettings(window_s=config.sentinel.spike_window_s, ratio=config.sentinel.spike_ratio,
+                            floor_per_s=config.sentinel.spike_floor_per_s),
+    ), on_trip=lambda trip: log.warning("sentinel tripped: %s", trip))
+    intake = VoucherIntake(store, cache.get, ChannelDomain(chain_id, config.contract), payee=config.payee,
+                           sentinel=sentinel)
+    app = build_app(intake)
+
+    async def follow_chain(app: web.Application):  # type: ignore[no-untyped-def]
+        async def loop() -> None:
+            while True:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, cache.poll)
+                except Exception as exc:
+                    log.warning("chain poll failed: %s", exc)
+                await asyncio.sleep(config.poll_interval_ms / 1000)
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(follow_chain)
+    log.info("relayer for payee %s on chain %s listening on %s:%s", config.payee, chain_id, config.listen_host,
+             config.listen_port)
+    web.run_app(app, host=config.listen_host, port=config.listen_port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Relayer configuration: a TOML file, overridden by environment variables (PB_RELAYER_<FIELD>, nested with __).
+
+Example `relayer.toml`:
+
+    rpc_url = "http://127.0.0.1:8545"
+    contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    payee = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+    database_url = "sqlite:///relayer.db"
+    listen_port = 8790
+
+    [settlement]
+    threshold = 10000000        # base units: settle a channel once 10 U are unsettled
+    interval_s = 3600
+
+    [sentinel]
+    max_per_payment = 10000000
+    max_per_hour = 50000000
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettlementConfig(BaseModel):
+    threshold: int = Field(10_000_000, gt=0, description="Base units unsettled that trigger a settlement.")
+    interval_s: int = Field(3_600, gt=0, description="Settle anything older than this many seconds.")
+    max_batch: int = Field(100, gt=0, le=500)
+    confirmations: int = Field(2, ge=0)
+
+
+class SentinelConfig(BaseModel):
+    max_per_payment: int | None = Field(None, ge=0)
+    max_per_minute: int | None = Field(None, ge=0)
+    max_per_hour: int | None = Field(None, ge=0)
+    min_remaining_balance: int | None = Field(None, ge=0)
+    spike_ratio: int = Field(8, ge=2)
+    spike_window_s: int = Field(5, ge=1)
+    spike_floor_per_s: int = Field(500_000, ge=0)
+
+
+class RelayerConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PB_RELAYER_", env_nested_delimiter="__", extra="forbid")
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    contract: str
+    payee: str
+    chain_id: int | None = None
+    database_url: str = "sqlite:///relayer.db"
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(8790, ge=0, le=65535)
+    poll_interval_ms: int = Field(500, ge=50)
+    settlement: SettlementConfig = Field(default_factory=SettlementConfig)
+    sentinel: SentinelConfig = Field(default_factory=SentinelConfig)
+
+    @field_validator("contract", "payee")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not (isinstance(value, str) and value.startswith("0x") and len(value) == 42):
+            raise ValueError("must be a 0x-prefixed 20-byte address")
+        int(value, 16)
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # type: ignore[no-untyped-def]
+                                   file_secret_settings):
+        return (env_settings, init_settings)  # the environment overrides the file
+
+    @classmethod
+    def load(cls, path: Path | None) -> RelayerConfig:
+        """Reads the file (if given), then lets PB_RELAYER_* environment variables override it."""
+        data: dict[str, Any] = {}
+        if path is not None:
+            data = tomllib.loads(path.read_text())
+        return cls(**data)
