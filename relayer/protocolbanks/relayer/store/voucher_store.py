@@ -144,3 +144,81 @@ class VoucherStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class SettlementItem:
+    """One channel in a settlement: the voucher that will be redeemed."""
+
+    channel_id: bytes
+    token: str
+    cumulative: int
+    terms: int
+    r: bytes
+    vs: bytes
+
+
+class SettlementLedger:
+    """Settlements as rows: queued -> sent -> confirmed | failed. Shares the VoucherStore's database."""
+
+    def __init__(self, store: VoucherStore) -> None:
+        self.engine = store.engine
+
+    def newest_vouchers(self, channel_ids: list[bytes]) -> dict[bytes, SettlementItem]:
+        """The highest accepted voucher of each channel (the one worth redeeming)."""
+        p, c = schema.channel_payments, schema.payment_channels
+        out: dict[bytes, SettlementItem] = {}
+        with self.engine.connect() as connection:
+            for channel_id in channel_ids:
+                row = connection.execute(
+                    select(p.c.cumulative, p.c.terms, p.c.r, p.c.vs, c.c.token)
+                    .join(c, c.c.channel_id == p.c.channel_id)
+                    .where(p.c.channel_id == channel_id, p.c.cumulative == c.c.accepted_cumulative)
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    out[channel_id] = SettlementItem(channel_id, row.token, int(row.cumulative), int(row.terms),
+                                                     bytes(row.r), bytes(row.vs))
+        return out
+
+    def record_sent(self, items: list[SettlementItem], tx_hash: bytes, nonce: int, now_ms: int) -> int:
+        s = schema.channel_settlements
+        with self.engine.begin() as connection:
+            settlement_id = connection.execute(s.insert().values(
+                status="sent", tx_hash=tx_hash, nonce=nonce, total=0, attempts=1, created_at_ms=now_ms,
+            ).returning(s.c.id)).scalar_one()
+            connection.execute(schema.settlement_items.insert(), [
+                {"settlement_id": settlement_id, "channel_id": i.channel_id, "cumulative": i.cumulative}
+                for i in items
+            ])
+        return int(settlement_id)
+
+    def sent(self) -> list[tuple[int, bytes, int]]:
+        """(id, tx hash, nonce) of settlements waiting for confirmation."""
+        s = schema.channel_settlements
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(s.c.id, s.c.tx_hash, s.c.nonce).where(s.c.status == "sent")).all()
+        return [(int(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+
+    def confirm(self, settlement_id: int, *, total: int, block_number: int, gas_used: int, now_ms: int) -> None:
+        """Marks the settlement done and moves its channels' settled amount forward (never backwards)."""
+        s, items, c = schema.channel_settlements, schema.settlement_items, schema.payment_channels
+        with self.engine.begin() as connection:
+            connection.execute(s.update().where(s.c.id == settlement_id).values(
+                status="confirmed", total=total, block_number=block_number, gas_used=gas_used,
+                completed_at_ms=now_ms))
+            for row in connection.execute(select(items.c.channel_id, items.c.cumulative)
+                                          .where(items.c.settlement_id == settlement_id)).all():
+                current = connection.execute(select(c.c.settled_cumulative, c.c.accepted_cumulative)
+                                             .where(c.c.channel_id == row.channel_id)).one()
+                settled = max(int(current.settled_cumulative), int(row.cumulative))
+                connection.execute(c.update().where(c.c.channel_id == row.channel_id).values(
+                    settled_cumulative=settled,
+                    first_unsettled_at_ms=None if settled >= int(current.accepted_cumulative)
+                    else c.c.first_unsettled_at_ms))
+
+    def fail(self, settlement_id: int, error: str, now_ms: int) -> None:
+        s = schema.channel_settlements
+        with self.engine.begin() as connection:
+            connection.execute(s.update().where(s.c.id == settlement_id).values(
+                status="failed", error=error[:2000], completed_at_ms=now_ms))

@@ -1,0 +1,69 @@
+"""Settlement on a real chain: accepted vouchers go on-chain in one batch per token, confirmed, and a double
+submission moves nothing."""
+
+import asyncio
+import json
+
+from conftest import UNIT
+from eth_account import Account
+from protocolbanks.relayer.chain_cache import ChainCache
+from protocolbanks.relayer.intake import VoucherIntake
+from protocolbanks.relayer.settlement_policy import SettlementPolicy
+from protocolbanks.relayer.settler import Settler
+from protocolbanks.relayer.store import VoucherStore
+from protocolbanks.relayer.wire import parse_submission
+from protocolbanks.sdk import Voucher
+
+
+def submit_all(intake, items):
+    async def main():
+        await intake.start()
+        results = [await intake.submit(parse_submission(json.dumps(item).encode())) for item in items]
+        await intake.stop()
+        return results
+    return asyncio.run(main())
+
+
+def submission(channel, key, amount):
+    sig = Voucher(channel.id, channel.terms.epoch, amount).sign(channel.domain, key)
+    return {"channelId": "0x" + channel.id.hex(), "cumulativeAmount": str(amount),
+            "terms": hex(channel.terms.pack()), "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex()}
+
+
+def test_settler__threshold_batch_confirm_and_double_submission(chain, channels, open_channel, payee, token,
+                                                                tmp_path):
+    w3 = chain.provider.web3
+    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
+    keyed = []
+    for _ in range(3):
+        channel = open_channel(10 * UNIT)
+        key = Account.create().key
+        channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
+        keyed.append((channel, key))
+    cache.poll()
+    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+    intake = VoucherIntake(store, cache.get, keyed[0][0].domain, payee=payee.address)
+    results = submit_all(intake, [submission(c, k, amount) for (c, k), amount in
+                                  zip(keyed, (3 * UNIT, 2 * UNIT, UNIT // 2), strict=True)])
+    assert [r.status for r in results] == ["accepted"] * 3
+
+    account = Account.from_key(payee.private_key)
+    settler = Settler(w3, channels.address, account, store, cache.get,
+                      SettlementPolicy(threshold=2 * UNIT, interval_ms=10**9), confirmations=1)
+    before = token.balanceOf(payee)
+    outcomes = settler.settle_due()
+    assert [o.channels for o in outcomes] == [2]  # the 0.5 U channel is below the threshold
+    chain.mine(2)
+    assert settler.confirm_sent() == 1
+    assert token.balanceOf(payee) - before == 5 * UNIT
+    progress = store.progress()
+    assert [progress[c.id].unsettled for c, _ in keyed] == [0, 0, UNIT // 2]
+    assert progress[keyed[0][0].id].first_unsettled_at_ms is None
+
+    # Sending the same vouchers again (as after a crash with an unknown outcome) moves nothing.
+    rows = []
+    for (c, k), amount in zip(keyed[:2], (3 * UNIT, 2 * UNIT), strict=True):
+        sig = Voucher(c.id, c.terms.epoch, amount).sign(c.domain, k)
+        rows.append((c.id, amount, c.terms.pack(), sig.r, sig.vs))
+    channels.redeemBatch(payee, token, rows, sender=payee)
+    assert token.balanceOf(payee) - before == 5 * UNIT
