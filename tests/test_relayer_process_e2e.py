@@ -31,7 +31,9 @@ def free_port() -> int:
 def start_relayer(chain, channels, payee, tmp_path, port):
     env = dict(os.environ, PB_RELAYER_RPC_URL=chain.provider.uri, PB_RELAYER_CONTRACT=channels.address,
                PB_RELAYER_PAYEE=payee.address, PB_RELAYER_DATABASE_URL=f"sqlite:///{tmp_path / 'relayer.db'}",
-               PB_RELAYER_LISTEN_PORT=str(port), PB_RELAYER_POLL_INTERVAL_MS="100")
+               PB_RELAYER_LISTEN_PORT=str(port), PB_RELAYER_POLL_INTERVAL_MS="100",
+               PB_RELAYER_PAYEE_PRIVATE_KEY=payee.private_key, PB_RELAYER_SETTLEMENT__THRESHOLD=str(UNIT),
+               PB_RELAYER_SETTLEMENT__CONFIRMATIONS="0")
     process = subprocess.Popen([sys.executable, "-m", "protocolbanks.relayer.cli", "relayer", "run"], env=env,
                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "relayer.log", "ab"))
     deadline = time.time() + 20
@@ -61,7 +63,7 @@ def submission(channel, key, amount):
             "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex(), "requestId": f"req-{amount}"}
 
 
-def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_channel, payee, tmp_path):
+def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_channel, payee, token, tmp_path):
     channel = open_channel(10 * UNIT)
     key = Account.create().key
     channel.grant(key, total_cap=5 * UNIT, max_per_payment=UNIT, now=chain.pending_timestamp)
@@ -84,7 +86,12 @@ def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_cha
             time.sleep(0.2)
             status, answer = post(port, submission(channel, key, UNIT // 2))
         assert answer["status"] == "duplicate"  # the acknowledged voucher is still there after SIGKILL
+        before = token.balanceOf(payee)
         assert post(port, submission(channel, key, UNIT))[1]["payment"] == str(UNIT // 2)
+        # 1 U unsettled reaches the threshold: the relayer settles it on-chain by itself.
+        while channel.state().claimed < UNIT and time.time() < deadline + 30:
+            time.sleep(0.2)
+        assert channel.state().claimed == UNIT and token.balanceOf(payee) - before == UNIT
     finally:
         relayer.kill()
         relayer.wait(timeout=10)

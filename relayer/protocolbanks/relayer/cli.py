@@ -7,17 +7,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from pathlib import Path
 
 import click
 from aiohttp import web
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from protocolbanks.relayer.chain_cache import ChainCache
 from protocolbanks.relayer.config import RelayerConfig
 from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
+from protocolbanks.relayer.settlement_policy import SettlementPolicy
+from protocolbanks.relayer.settler import Settler
 from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.relayer.store.voucher_store import StoreError
 from protocolbanks.sdk import ChannelDomain
@@ -27,6 +32,23 @@ from web3 import Web3
 log = logging.getLogger("protocolbanks.relayer")
 config_option = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                              default=None, help="TOML file; PB_RELAYER_* environment variables override it.")
+
+
+def load_payee_account(config: RelayerConfig) -> LocalAccount | None:
+    """The payee's signing key for settlements, or None (then the relayer only accepts vouchers)."""
+    try:
+        if config.payee_key_file is not None:
+            if not config.payee_key_passphrase:
+                raise click.ClickException("set PB_RELAYER_PAYEE_KEY_PASSPHRASE to open the payee key file")
+            keystore = json.loads(config.payee_key_file.read_text())
+            account: LocalAccount = Account.from_key(Account.decrypt(keystore, config.payee_key_passphrase))
+            return account
+        if config.payee_private_key:
+            local: LocalAccount = Account.from_key(config.payee_private_key)
+            return local
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot load the payee key: {exc}") from exc
+    return None
 
 
 def load_config(path: Path | None) -> RelayerConfig:
@@ -97,6 +119,33 @@ def run(config_path: Path | None) -> None:
         task.cancel()
 
     app.cleanup_ctx.append(follow_chain)
+    account = load_payee_account(config)
+    if account is not None:
+        if account.address.lower() != config.payee.lower():
+            raise click.ClickException(f"the payee key is for {account.address}, the configuration names "
+                                       f"{config.payee}")
+        settler = Settler(w3, config.contract, account, store, cache.get,
+                          SettlementPolicy(threshold=config.settlement.threshold,
+                                           interval_ms=config.settlement.interval_s * 1000,
+                                           max_batch=config.settlement.max_batch),
+                          confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas)
+
+        async def settle(app: web.Application):  # type: ignore[no-untyped-def]
+            async def loop() -> None:
+                while True:
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(None, settler.settle_due)
+                        await asyncio.get_running_loop().run_in_executor(None, settler.confirm_sent)
+                    except Exception as exc:
+                        log.warning("settlement round failed: %s", exc)
+                    await asyncio.sleep(config.poll_interval_ms / 1000)
+            task = asyncio.create_task(loop())
+            yield
+            task.cancel()
+
+        app.cleanup_ctx.append(settle)
+    else:
+        log.warning("no payee key configured: accepting vouchers, not settling")
     log.info("relayer for payee %s on chain %s listening on %s:%s", config.payee, chain_id, config.listen_host,
              config.listen_port)
     web.run_app(app, host=config.listen_host, port=config.listen_port, access_log=None, print=None)

@@ -55,6 +55,10 @@ class RelayerConfig(BaseSettings):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8790, ge=0, le=65535)
     poll_interval_ms: int = Field(500, ge=50)
+    payee_key_file: Path | None = Field(None, description="eth-account keystore of the payee (signs settlements)")
+    payee_key_passphrase: str | None = Field(None, description="usually from PB_RELAYER_PAYEE_KEY_PASSPHRASE")
+    payee_private_key: str | None = Field(None, description="hex key, for local development only")
+    max_fee_per_gas: int | None = Field(None, gt=0, description="refuse to settle above this fee (wei)")
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     sentinel: SentinelConfig = Field(default_factory=SentinelConfig)
 
