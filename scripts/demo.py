@@ -13,9 +13,9 @@ import click
 from ape import accounts, chain, project
 from ape.cli import ConnectedProviderCommand
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 from protocolbanks.devtools.deploy import DeployPlan, deploy_contracts
 from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
+from protocolbanks.sdk.permit import sign_permit
 
 UNIT = 10**6
 
@@ -25,22 +25,8 @@ def usd(amount: int) -> str:
 
 
 def permit_signature(token, owner, spender: str, value: int, deadline: int) -> tuple[int, bytes, bytes]:
-    message = encode_typed_data(full_message={
-        "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
-            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                       {"name": "deadline", "type": "uint256"}],
-        },
-        "primaryType": "Permit",
-        "domain": {"name": "Mock USD Coin", "version": "1", "chainId": chain.chain_id,
-                   "verifyingContract": token.address},
-        "message": {"owner": owner.address, "spender": spender, "value": value, "nonce": token.nonces(owner),
-                    "deadline": deadline},
-    })
-    signed = Account.sign_message(message, owner.private_key)
-    return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+    return sign_permit(owner.private_key, token_name="Mock USD Coin", chain_id=chain.chain_id, token=token.address,
+                       spender=spender, value=value, nonce=token.nonces(owner), deadline=deadline)
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Run the end-to-end demo on a local chain")

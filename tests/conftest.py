@@ -135,6 +135,18 @@ def open_channel(channels, domain, payer, payee, token):
 
 
 @pytest.fixture
+def wallet_channel(project, accounts, channels, domain, token, payee, deployer):
+    """A channel whose payer is an ERC-1271 smart wallet owned by accounts[6]; returns (channel, owner)."""
+    owner = accounts[6]
+    wallet = deployer.deploy(project.MockSmartWallet, owner)
+    token.mint(wallet, 100 * UNIT, sender=deployer)
+    wallet.execute(token, token.approve.encode_input(channels, 2**256 - 1), sender=owner)
+    salt = b"\x11" * 32
+    wallet.execute(channels, channels.open.encode_input(payee, token, salt, 10 * UNIT), sender=owner)
+    return Channel(channels, domain, wallet, payee, token, salt, owner.private_key), owner
+
+
+@pytest.fixture
 def new_key():
     """Factory: a fresh session key (private key bytes)."""
     return lambda: Account.create().key

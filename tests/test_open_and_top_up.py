@@ -90,30 +90,16 @@ def test_open__token_without_return_values__works_end_to_end(project, deployer, 
 
 
 def test_open_with_permit__needs_no_approval(channels, token, accounts, payee, deployer, chain):
-    from eth_account import Account
-    from eth_account.messages import encode_typed_data
+    from protocolbanks.sdk.permit import sign_permit
 
     sender = accounts[5]  # signs the permit and sends the open: no approve transaction in between
     token.mint(sender, 10 * UNIT, sender=deployer)
     deadline = chain.pending_timestamp + 600
-    message = encode_typed_data(full_message={
-        "types": {
-            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
-            "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
-                       {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
-                       {"name": "deadline", "type": "uint256"}],
-        },
-        "primaryType": "Permit",
-        "domain": {"name": "Mock USD Coin", "version": "1", "chainId": chain.chain_id,
-                   "verifyingContract": token.address},
-        "message": {"owner": sender.address, "spender": channels.address, "value": 4 * UNIT,
-                    "nonce": token.nonces(sender), "deadline": deadline},
-    })
-    signed = Account.sign_message(message, sender.private_key)
+    v, r, s = sign_permit(sender.private_key, token_name="Mock USD Coin", chain_id=chain.chain_id,
+                          token=token.address, spender=channels.address, value=4 * UNIT,
+                          nonce=token.nonces(sender), deadline=deadline)
     assert token.allowance(sender, channels) == 0
-    tx = channels.openWithPermit(payee, token, b"\x09" * 32, 4 * UNIT, deadline, signed.v,
-                                 signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"), sender=sender)
+    tx = channels.openWithPermit(payee, token, b"\x09" * 32, 4 * UNIT, deadline, v, r, s, sender=sender)
     assert tx.decode_logs(channels.ChannelOpened)[0].deposit == 4 * UNIT
 
 

@@ -152,24 +152,19 @@ def test_redeem_batch__empty__does_nothing(channels, token, payee):
     assert tx.decode_logs(channels.VouchersRedeemed)[0].total == 0
 
 
-def test_redeem_with_signature__erc1271_payer(project, accounts, channels, domain, token, payee, deployer):
-    from conftest import Channel
+def test_redeem_with_signature__erc1271_payer(wallet_channel, channels, domain, token, payee):
     from protocolbanks.sdk import Voucher
 
-    owner = accounts[6]
-    wallet = deployer.deploy(project.MockSmartWallet, owner)
-    token.mint(wallet, 100 * UNIT, sender=deployer)
-    wallet.execute(token, token.approve.encode_input(channels, 2**256 - 1), sender=owner)
-    wallet.execute(channels, channels.open.encode_input(payee, token, b"\x11" * 32, 10 * UNIT), sender=owner)
-    channel = Channel(channels, domain, wallet, payee, token, b"\x11" * 32, owner.private_key)
+    channel, owner = wallet_channel
     terms = LaneTerms.for_payer(0)
     signature = Voucher(channel.id, 0, 4 * UNIT).sign(domain, owner.private_key).to_bytes()
     row = (channel.id, 4 * UNIT, terms.pack(), b"\x00" * 32, b"\x00" * 32)
-    channels.redeemWithSignature(payee, token, wallet, row, signature, sender=payee)
+    channels.redeemWithSignature(payee, token, channel.payer, row, signature, sender=payee)
     assert channel.state().claimed == 4 * UNIT
     with ape.reverts(channels.InvalidSignature):
         bad = Voucher(channel.id, 0, 5 * UNIT).sign(domain, Account.create().key).to_bytes()
-        channels.redeemWithSignature(payee, token, wallet, (channel.id, 5 * UNIT, *row[2:]), bad, sender=payee)
+        channels.redeemWithSignature(payee, token, channel.payer, (channel.id, 5 * UNIT, *row[2:]), bad,
+                                     sender=payee)
 
 
 @pytest.mark.parametrize("amount", [1, 2**80 - 1])

@@ -157,16 +157,8 @@ def test_grant_by_signature__tampered_policy__reverts(open_channel, channels, st
         channels.grantSessionKeyBySig(channel.config, grant.key, greedy, grant.deadline, signature, sender=stranger)
 
 
-def test_grant_by_signature__erc1271_wallet_payer(project, accounts, channels, domain, token, payee, deployer,
-                                                  stranger, chain):
-    from conftest import Channel
-
-    owner = accounts[6]
-    wallet = deployer.deploy(project.MockSmartWallet, owner)
-    token.mint(wallet, 100 * UNIT, sender=deployer)
-    wallet.execute(token, token.approve.encode_input(channels, 2**256 - 1), sender=owner)
-    wallet.execute(channels, channels.open.encode_input(payee, token, b"\x12" * 32, 10 * UNIT), sender=owner)
-    channel = Channel(channels, domain, wallet, payee, token, b"\x12" * 32, owner.private_key)
+def test_grant_by_signature__erc1271_wallet_payer(wallet_channel, channels, token, payee, stranger, chain):
+    channel, owner = wallet_channel
     key = Account.create()
     now = chain.pending_timestamp
     # The wallet's owner signs; the wallet vouches for it through ERC-1271.

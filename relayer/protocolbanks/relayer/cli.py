@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -49,6 +50,22 @@ def load_payee_account(config: RelayerConfig) -> LocalAccount | None:
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load the payee key: {exc}") from exc
     return None
+
+
+def periodically(name: str, work: Callable[[], object], interval_s: float):  # type: ignore[no-untyped-def]
+    """An aiohttp cleanup context running blocking `work` off the event loop every `interval_s` seconds."""
+    async def context(_app: web.Application):  # type: ignore[no-untyped-def]
+        async def loop() -> None:
+            while True:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, work)
+                except Exception as exc:
+                    log.warning("%s failed: %s", name, exc)
+                await asyncio.sleep(interval_s)
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+    return context
 
 
 def load_config(path: Path | None) -> RelayerConfig:
@@ -106,19 +123,8 @@ def run(config_path: Path | None) -> None:
                            sentinel=sentinel)
     app = build_app(intake)
 
-    async def follow_chain(app: web.Application):  # type: ignore[no-untyped-def]
-        async def loop() -> None:
-            while True:
-                try:
-                    await asyncio.get_running_loop().run_in_executor(None, cache.poll)
-                except Exception as exc:
-                    log.warning("chain poll failed: %s", exc)
-                await asyncio.sleep(config.poll_interval_ms / 1000)
-        task = asyncio.create_task(loop())
-        yield
-        task.cancel()
-
-    app.cleanup_ctx.append(follow_chain)
+    interval = config.poll_interval_ms / 1000
+    app.cleanup_ctx.append(periodically("chain poll", cache.poll, interval))
     account = load_payee_account(config)
     if account is not None:
         if account.address.lower() != config.payee.lower():
@@ -130,20 +136,12 @@ def run(config_path: Path | None) -> None:
                                            max_batch=config.settlement.max_batch),
                           confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas)
 
-        async def settle(app: web.Application):  # type: ignore[no-untyped-def]
-            async def loop() -> None:
-                while True:
-                    try:
-                        await asyncio.get_running_loop().run_in_executor(None, settler.settle_due)
-                        await asyncio.get_running_loop().run_in_executor(None, settler.confirm_sent)
-                    except Exception as exc:
-                        log.warning("settlement round failed: %s", exc)
-                    await asyncio.sleep(config.poll_interval_ms / 1000)
-            task = asyncio.create_task(loop())
-            yield
-            task.cancel()
+        def settlement_round() -> None:
+            settler.settle_due()
+            settler.confirm_sent()
 
-        app.cleanup_ctx.append(settle)
+        # A failed round is retried on the next one; cumulative vouchers make re-sending harmless.
+        app.cleanup_ctx.append(periodically("settlement round", settlement_round, interval))
     else:
         log.warning("no payee key configured: accepting vouchers, not settling")
     log.info("relayer for payee %s on chain %s listening on %s:%s", config.payee, chain_id, config.listen_host,
