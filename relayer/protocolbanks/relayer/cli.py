@@ -22,6 +22,8 @@ from protocolbanks.relayer.config import RelayerConfig
 from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
+from protocolbanks.relayer.sentinel.responder import SentinelResponder
+from protocolbanks.relayer.sentinel.webhook import WebhookNotifier
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settler import Settler
 from protocolbanks.relayer.store import VoucherStore
@@ -113,18 +115,24 @@ def run(config_path: Path | None) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     cache = ChainCache(w3, config.contract)
+    guardian: LocalAccount | None = Account.from_key(config.guardian_private_key) if config.guardian_private_key \
+        else None
+    notifiers = [WebhookNotifier(config.notify_webhook_url)] if config.notify_webhook_url else []
+    responder = SentinelResponder(store, w3=w3, contract_address=config.contract, guardian=guardian,
+                                  notifiers=notifiers)
     sentinel = SentinelGuard(SentinelPolicy(
         limits=HardLimits(config.sentinel.max_per_payment, config.sentinel.max_per_minute,
                           config.sentinel.max_per_hour, config.sentinel.min_remaining_balance),
         spike=SpikeSettings(window_s=config.sentinel.spike_window_s, ratio=config.sentinel.spike_ratio,
                             floor_per_s=config.sentinel.spike_floor_per_s),
-    ), on_trip=lambda trip: log.warning("sentinel tripped: %s", trip))
+    ), on_trip=responder.enqueue)
     intake = VoucherIntake(store, cache.get, ChannelDomain(chain_id, config.contract), payee=config.payee,
                            sentinel=sentinel)
     app = build_app(intake)
 
     interval = config.poll_interval_ms / 1000
     app.cleanup_ctx.append(periodically("chain poll", cache.poll, interval))
+    app.cleanup_ctx.append(periodically("sentinel response", responder.handle_pending, interval))
     account = load_payee_account(config)
     if account is not None:
         if account.address.lower() != config.payee.lower():

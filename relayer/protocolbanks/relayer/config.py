@@ -59,6 +59,8 @@ class RelayerConfig(BaseSettings):
     payee_key_passphrase: str | None = Field(None, description="usually from PB_RELAYER_PAYEE_KEY_PASSPHRASE")
     payee_private_key: str | None = Field(None, description="hex key, for local development only")
     max_fee_per_gas: int | None = Field(None, gt=0, description="refuse to settle above this fee (wei)")
+    guardian_private_key: str | None = Field(None, description="when payers named this relayer their guardian")
+    notify_webhook_url: str | None = Field(None, description="POSTed a JSON document on every Sentinel trip")
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     sentinel: SentinelConfig = Field(default_factory=SentinelConfig)
 

@@ -42,6 +42,7 @@ class ChannelSnapshot:
     deposit: int
     claimed: int  # redeemed on-chain
     max_per_payment: int = 0  # 0 = no per-payment cap
+    salt: bytes = b"\x00" * 32  # with payer, payee and token: the ChannelConfig that payer/guardian calls take
     frozen: bool = False
     closing: bool = False
     closed: bool = False

@@ -38,7 +38,7 @@ class ChannelEventReducer:
         self.channels[bytes(a["channelId"])] = ChannelSnapshot(
             channel_id=bytes(a["channelId"]), payer=payer, payee=to_checksum_address(a["payee"]),
             token=to_checksum_address(a["token"]), signer=payer, terms=LaneTerms.for_payer(0),
-            deposit=int(a["deposit"]), claimed=0,
+            deposit=int(a["deposit"]), claimed=0, salt=bytes(a["salt"]),
         )
 
     def _update(self, channel_id: bytes, **changes: Any) -> None:

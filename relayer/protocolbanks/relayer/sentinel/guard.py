@@ -27,6 +27,7 @@ class SentinelTrip:
     payment: int
     at_ms: int
     detail: dict[str, int]
+    config: tuple[str, str, str, bytes] = ("", "", "", b"")  # ChannelConfig(payer, payee, token, salt)
 
 
 @dataclass
@@ -84,7 +85,8 @@ class SentinelGuard:
         self._tripped.add(key)
         if self.on_trip is not None:
             self.on_trip(SentinelTrip(snapshot.channel_id, snapshot.payer, signer, snapshot.terms.epoch, reason,
-                                      payment, now_ms, detail))
+                                      payment, now_ms, detail,
+                                      (snapshot.payer, snapshot.payee, snapshot.token, snapshot.salt)))
         return reason
 
     def lift(self, channel_id: bytes, epoch: int) -> None:
