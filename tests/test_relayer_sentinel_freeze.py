@@ -68,3 +68,65 @@ def test_webhook_notifier__posts_json_to_a_real_local_server():
     server.server_close()
     assert received[0]["reason"] == "sentinel_spike" and received[0]["payment"] == str(2 * UNIT)
     assert received[0]["freezeTx"] == "0xabc" and received[0]["channelId"] == "0x" + "01" * 32
+
+
+def _trip():
+    from protocolbanks.relayer.sentinel.guard import SentinelTrip
+
+    return SentinelTrip(b"\x02" * 32, "0xPayer", "0xKey", 3, "sentinel_max_per_hour", 7 * UNIT, 9, {})
+
+
+def test_email_notifier__delivers_to_a_real_local_smtp_server():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+    from protocolbanks.relayer.sentinel.mail_and_telegram import EmailNotifier
+
+    inbox = []
+
+    class Inbox(Message):
+        def handle_message(self, message):
+            inbox.append(message)
+
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        EmailNotifier("127.0.0.1", port, "sentinel@merchant.test", "payer@example.test").notify(_trip(), "0xf00")
+    finally:
+        controller.stop()
+    assert len(inbox) == 1 and inbox[0]["To"] == "payer@example.test"
+    assert "sentinel_max_per_hour" in inbox[0]["Subject"] and "0xf00" in inbox[0].get_payload()
+
+
+def test_telegram_notifier__calls_send_message_on_a_local_stand_in():
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from protocolbanks.relayer.sentinel.mail_and_telegram import TelegramNotifier
+
+    calls = []
+
+    class BotApi(BaseHTTPRequestHandler):
+        def do_POST(self):
+            calls.append((self.path, json.loads(self.rfile.read(int(self.headers["content-length"])))))
+            payload = json.dumps({"ok": True, "result": {"message_id": 1}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), BotApi)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    TelegramNotifier("123:abc", "42", api_base=f"http://127.0.0.1:{server.server_port}").notify(_trip(), None)
+    server.server_close()
+    path, body = calls[0]
+    assert path == "/bot123:abc/sendMessage" and body["chat_id"] == "42"
+    assert "sentinel_max_per_hour" in body["text"]

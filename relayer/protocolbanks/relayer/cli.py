@@ -22,7 +22,8 @@ from protocolbanks.relayer.config import RelayerConfig
 from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
-from protocolbanks.relayer.sentinel.responder import SentinelResponder
+from protocolbanks.relayer.sentinel.mail_and_telegram import EmailNotifier, TelegramNotifier
+from protocolbanks.relayer.sentinel.responder import Notifier, SentinelResponder
 from protocolbanks.relayer.sentinel.webhook import WebhookNotifier
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settler import Settler
@@ -117,7 +118,14 @@ def run(config_path: Path | None) -> None:
     cache = ChainCache(w3, config.contract)
     guardian: LocalAccount | None = Account.from_key(config.guardian_private_key) if config.guardian_private_key \
         else None
-    notifiers = [WebhookNotifier(config.notify_webhook_url)] if config.notify_webhook_url else []
+    notifiers: list[Notifier] = [WebhookNotifier(config.notify_webhook_url)] if config.notify_webhook_url else []
+    if config.notify_email is not None:
+        mail = config.notify_email
+        notifiers.append(EmailNotifier(mail.host, mail.port, mail.sender, mail.recipient, starttls=mail.starttls,
+                                       username=mail.username, password=mail.password))
+    if config.notify_telegram is not None:
+        bot = config.notify_telegram
+        notifiers.append(TelegramNotifier(bot.bot_token, bot.chat_id, api_base=bot.api_base))
     responder = SentinelResponder(store, w3=w3, contract_address=config.contract, guardian=guardian,
                                   notifiers=notifiers)
     sentinel = SentinelGuard(SentinelPolicy(

@@ -44,6 +44,22 @@ class SentinelConfig(BaseModel):
     spike_floor_per_s: int = Field(500_000, ge=0)
 
 
+class EmailConfig(BaseModel):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    sender: str
+    recipient: str
+    starttls: bool = True
+    username: str | None = None
+    password: str | None = None
+
+
+class TelegramConfig(BaseModel):
+    bot_token: str
+    chat_id: str
+    api_base: str = "https://api.telegram.org"
+
+
 class RelayerConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PB_RELAYER_", env_nested_delimiter="__", extra="forbid")
 
@@ -61,6 +77,8 @@ class RelayerConfig(BaseSettings):
     max_fee_per_gas: int | None = Field(None, gt=0, description="refuse to settle above this fee (wei)")
     guardian_private_key: str | None = Field(None, description="when payers named this relayer their guardian")
     notify_webhook_url: str | None = Field(None, description="POSTed a JSON document on every Sentinel trip")
+    notify_email: EmailConfig | None = None
+    notify_telegram: TelegramConfig | None = None
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     sentinel: SentinelConfig = Field(default_factory=SentinelConfig)
 
