@@ -38,3 +38,11 @@ def test_run__unreachable_rpc__clear_error(tmp_path):
     path.write_text(GOOD + 'rpc_url = "http://127.0.0.1:9"\n')
     result = CliRunner().invoke(main, ["relayer", "run", "--config", str(path)])
     assert result.exit_code == 1 and "cannot reach the RPC at http://127.0.0.1:9" in result.output
+
+
+def test_check_config__never_prints_secrets(tmp_path, monkeypatch):
+    path = tmp_path / "relayer.toml"
+    path.write_text(GOOD + '[notify_telegram]\nbot_token = "123:very-secret"\nchat_id = "5"\n')
+    monkeypatch.setenv("PB_RELAYER_PAYEE_PRIVATE_KEY", "0x" + "ab" * 32)
+    result = CliRunner().invoke(main, ["relayer", "check-config", "--config", str(path)])
+    assert result.exit_code == 0 and "very-secret" not in result.output and "abab" not in result.output

@@ -45,10 +45,11 @@ def load_payee_account(config: RelayerConfig) -> LocalAccount | None:
             if not config.payee_key_passphrase:
                 raise click.ClickException("set PB_RELAYER_PAYEE_KEY_PASSPHRASE to open the payee key file")
             keystore = json.loads(config.payee_key_file.read_text())
-            account: LocalAccount = Account.from_key(Account.decrypt(keystore, config.payee_key_passphrase))
+            secret = config.payee_key_passphrase.get_secret_value()
+            account: LocalAccount = Account.from_key(Account.decrypt(keystore, secret))
             return account
         if config.payee_private_key:
-            local: LocalAccount = Account.from_key(config.payee_private_key)
+            local: LocalAccount = Account.from_key(config.payee_private_key.get_secret_value())
             return local
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load the payee key: {exc}") from exc
@@ -116,16 +117,17 @@ def run(config_path: Path | None) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     cache = ChainCache(w3, config.contract)
-    guardian: LocalAccount | None = Account.from_key(config.guardian_private_key) if config.guardian_private_key \
-        else None
+    guardian: LocalAccount | None = (Account.from_key(config.guardian_private_key.get_secret_value())
+                                     if config.guardian_private_key else None)
     notifiers: list[Notifier] = [WebhookNotifier(config.notify_webhook_url)] if config.notify_webhook_url else []
     if config.notify_email is not None:
         mail = config.notify_email
         notifiers.append(EmailNotifier(mail.host, mail.port, mail.sender, mail.recipient, starttls=mail.starttls,
-                                       username=mail.username, password=mail.password))
+                                       username=mail.username,
+                                       password=mail.password.get_secret_value() if mail.password else None))
     if config.notify_telegram is not None:
         bot = config.notify_telegram
-        notifiers.append(TelegramNotifier(bot.bot_token, bot.chat_id, api_base=bot.api_base))
+        notifiers.append(TelegramNotifier(bot.bot_token.get_secret_value(), bot.chat_id, api_base=bot.api_base))
     responder = SentinelResponder(store, w3=w3, contract_address=config.contract, guardian=guardian,
                                   notifiers=notifiers)
     sentinel = SentinelGuard(SentinelPolicy(

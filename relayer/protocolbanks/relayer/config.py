@@ -23,7 +23,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,11 +51,11 @@ class EmailConfig(BaseModel):
     recipient: str
     starttls: bool = True
     username: str | None = None
-    password: str | None = None
+    password: SecretStr | None = None
 
 
 class TelegramConfig(BaseModel):
-    bot_token: str
+    bot_token: SecretStr
     chat_id: str
     api_base: str = "https://api.telegram.org"
 
@@ -72,10 +72,10 @@ class RelayerConfig(BaseSettings):
     listen_port: int = Field(8790, ge=0, le=65535)
     poll_interval_ms: int = Field(500, ge=50)
     payee_key_file: Path | None = Field(None, description="eth-account keystore of the payee (signs settlements)")
-    payee_key_passphrase: str | None = Field(None, description="usually from PB_RELAYER_PAYEE_KEY_PASSPHRASE")
-    payee_private_key: str | None = Field(None, description="hex key, for local development only")
+    payee_key_passphrase: SecretStr | None = Field(None, description="usually PB_RELAYER_PAYEE_KEY_PASSPHRASE")
+    payee_private_key: SecretStr | None = Field(None, description="hex key, for local development only")
     max_fee_per_gas: int | None = Field(None, gt=0, description="refuse to settle above this fee (wei)")
-    guardian_private_key: str | None = Field(None, description="when payers named this relayer their guardian")
+    guardian_private_key: SecretStr | None = Field(None, description="when payers named this relayer guardian")
     notify_webhook_url: str | None = Field(None, description="POSTed a JSON document on every Sentinel trip")
     notify_email: EmailConfig | None = None
     notify_telegram: TelegramConfig | None = None
