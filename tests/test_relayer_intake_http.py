@@ -190,3 +190,17 @@ def test_voucher_for_another_merchant__refused(tmp_path):
         status, answer = await post(session, url, body(U))
         assert (status, answer["reason"]) == (403, "wrong_payee")
     run_with_server(tmp_path, scenario, payee="0x00000000000000000000000000000000000000ff")
+
+
+def test_metrics__count_vouchers_by_status_and_reason(tmp_path):
+    async def scenario(session, url, _):
+        await post(session, url, body(U))
+        await post(session, url, body(7 * U))  # a 6 U payment: over the 5 U per-payment cap
+        await post(session, url, None, raw=b"{")
+        async with session.get(url + "/metrics") as r:
+            text = await r.text()
+        assert 'pb_vouchers_total{reason="",status="accepted"} 1.0' in text
+        assert 'pb_vouchers_total{reason="exceeds_max_per_payment",status="rejected"} 1.0' in text
+        assert 'pb_vouchers_total{reason="invalid_json",status="rejected"} 1.0' in text
+        assert "pb_unsettled_base_units 1e+06" in text
+    run_with_server(tmp_path, scenario)

@@ -21,6 +21,7 @@ from protocolbanks.relayer.chain_cache import ChainCache
 from protocolbanks.relayer.config import RelayerConfig
 from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.intake import VoucherIntake
+from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
 from protocolbanks.relayer.sentinel.mail_and_telegram import EmailNotifier, TelegramNotifier
 from protocolbanks.relayer.sentinel.responder import Notifier, SentinelResponder
@@ -128,8 +129,10 @@ def run(config_path: Path | None) -> None:
     if config.notify_telegram is not None:
         bot = config.notify_telegram
         notifiers.append(TelegramNotifier(bot.bot_token.get_secret_value(), bot.chat_id, api_base=bot.api_base))
+    metrics = RelayerMetrics()
     responder = SentinelResponder(store, w3=w3, contract_address=config.contract, guardian=guardian,
-                                  notifiers=notifiers)
+                                  notifiers=notifiers,
+                                  on_trip_counted=lambda reason: metrics.sentinel_trips.labels(reason).inc())
     sentinel = SentinelGuard(SentinelPolicy(
         limits=HardLimits(config.sentinel.max_per_payment, config.sentinel.max_per_minute,
                           config.sentinel.max_per_hour, config.sentinel.min_remaining_balance),
@@ -138,7 +141,8 @@ def run(config_path: Path | None) -> None:
     ), on_trip=responder.enqueue)
     intake = VoucherIntake(store, cache.get, ChannelDomain(chain_id, config.contract), payee=config.payee,
                            sentinel=sentinel)
-    app = build_app(intake)
+    metrics.unsettled.set_function(lambda: float(sum(p.unsettled for p in intake.progress.values())))
+    app = build_app(intake, metrics)
 
     interval = config.poll_interval_ms / 1000
     app.cleanup_ctx.append(periodically("chain poll", cache.poll, interval))
@@ -152,7 +156,8 @@ def run(config_path: Path | None) -> None:
                           SettlementPolicy(threshold=config.settlement.threshold,
                                            interval_ms=config.settlement.interval_s * 1000,
                                            max_batch=config.settlement.max_batch),
-                          confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas)
+                          confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas,
+                          metrics=metrics)
 
         def settlement_round() -> None:
             settler.settle_due()

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 from protocolbanks.relayer.intake import IntakeResult, VoucherIntake
+from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.wire import SubmissionError, parse_submission
 
 log = logging.getLogger("protocolbanks.relayer.http")
@@ -24,6 +25,7 @@ REJECTION_STATUS = {
     "key_expired": 409,
 }
 INTAKE = web.AppKey("intake", VoucherIntake)
+METRICS = web.AppKey("metrics", RelayerMetrics)
 
 
 def _body(result: IntakeResult) -> dict[str, object]:
@@ -49,16 +51,24 @@ def _status(result: IntakeResult) -> int:
 
 
 async def post_voucher(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
     try:
         submission = parse_submission(await request.read())
     except SubmissionError as exc:
+        metrics.vouchers.labels("rejected", exc.code).inc()
         return web.json_response({"status": "rejected", "reason": exc.code, "message": str(exc)}, status=exc.status)
     try:
         result = await request.app[INTAKE].submit(submission)
-    except Exception:
+    except Exception:  # the store failed: nothing was acknowledged, the client may retry
         log.exception("voucher intake failed")
+        metrics.vouchers.labels("unavailable", "store_unavailable").inc()
         return web.json_response({"status": "unavailable", "reason": "store_unavailable"}, status=503)
+    metrics.vouchers.labels(result.status, result.reason or "").inc()
     return web.json_response(_body(result), status=_status(result))
+
+
+async def prometheus(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -74,11 +84,14 @@ async def json_errors(request: web.Request, handler):  # type: ignore[no-untyped
         return web.json_response({"status": "rejected", "reason": reason, "message": exc.reason}, status=exc.status)
 
 
-def build_app(intake: VoucherIntake) -> web.Application:
+def build_app(intake: VoucherIntake, metrics: RelayerMetrics | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
     app[INTAKE] = intake
+    app[METRICS] = metrics or RelayerMetrics(
+        unsettled=lambda: sum(p.unsettled for p in intake.progress.values()))
     app.router.add_post("/v1/vouchers", post_voucher)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus)
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         await app[INTAKE].start()

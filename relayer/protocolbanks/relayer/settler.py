@@ -16,6 +16,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from protocolbanks.relayer.chain_cache import stream_channels_abi
+from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.settlement_policy import ChannelDue, SettlementPolicy, next_batches
 from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.relayer.store.voucher_store import SettlementItem, SettlementLedger
@@ -37,7 +38,8 @@ class Settler:
     def __init__(self, w3: Web3, contract_address: str, account: LocalAccount, store: VoucherStore,
                  snapshots: Callable[[bytes], ChannelSnapshot | None], policy: SettlementPolicy, *,
                  confirmations: int = 2, max_fee_per_gas: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: RelayerMetrics | None = None) -> None:
+        self.metrics = metrics
         self.w3 = w3
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=stream_channels_abi())
         self.account = account
@@ -93,7 +95,7 @@ class Settler:
         """Confirms settlements buried under `confirmations` blocks; returns how many were confirmed."""
         head = self.w3.eth.block_number
         done = 0
-        for settlement_id, tx_hash, _nonce in self.ledger.sent():
+        for settlement_id, tx_hash, _nonce, sent_at_ms in self.ledger.sent():
             try:
                 receipt = self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
             except TransactionNotFound:
@@ -103,11 +105,17 @@ class Settler:
             now_ms = int(self.clock() * 1000)
             if receipt["status"] != 1:
                 self.ledger.fail(settlement_id, "transaction reverted", now_ms)
+                if self.metrics is not None:
+                    self.metrics.settlements.labels("failed").inc()
                 continue
             total = 0
             for event in self.contract.events.VouchersRedeemed().process_receipt(receipt):
                 total += int(event["args"]["total"])
             self.ledger.confirm(settlement_id, total=total, block_number=receipt["blockNumber"],
                                 gas_used=receipt["gasUsed"], now_ms=now_ms)
+            if self.metrics is not None:
+                self.metrics.settlements.labels("confirmed").inc()
+                self.metrics.gas_used.inc(receipt["gasUsed"])
+                self.metrics.settlement_latency.observe(max(now_ms - sent_at_ms, 0) / 1000)
             done += 1
         return done

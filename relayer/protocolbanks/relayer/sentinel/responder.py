@@ -29,8 +29,10 @@ class Notifier(Protocol):
 class SentinelResponder:
     def __init__(self, store: VoucherStore, *, w3: Web3 | None = None, contract_address: str | None = None,
                  guardian: LocalAccount | None = None, notifiers: Sequence[Notifier] = (),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_trip_counted: Callable[[str], None] | None = None) -> None:
         self.store = store
+        self.on_trip_counted = on_trip_counted
         self.w3 = w3
         self.contract = (w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=stream_channels_abi())
                          if w3 is not None and contract_address else None)
@@ -48,6 +50,8 @@ class SentinelResponder:
         handled = 0
         while self.queue:
             trip = self.queue.popleft()
+            if self.on_trip_counted is not None:
+                self.on_trip_counted(trip.reason)
             freeze_tx = self._freeze(trip)
             self._record(trip, "freeze_sent" if freeze_tx else "refused", freeze_tx)
             for notifier in self.notifiers:

@@ -193,12 +193,13 @@ class SettlementLedger:
             ])
         return int(settlement_id)
 
-    def sent(self) -> list[tuple[int, bytes, int]]:
-        """(id, tx hash, nonce) of settlements waiting for confirmation."""
+    def sent(self) -> list[tuple[int, bytes, int, int]]:
+        """(id, tx hash, nonce, sent at ms) of settlements waiting for confirmation."""
         s = schema.channel_settlements
         with self.engine.connect() as connection:
-            rows = connection.execute(select(s.c.id, s.c.tx_hash, s.c.nonce).where(s.c.status == "sent")).all()
-        return [(int(r[0]), bytes(r[1]), int(r[2])) for r in rows]
+            rows = connection.execute(select(s.c.id, s.c.tx_hash, s.c.nonce, s.c.created_at_ms)
+                                      .where(s.c.status == "sent")).all()
+        return [(int(r[0]), bytes(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     def confirm(self, settlement_id: int, *, total: int, block_number: int, gas_used: int, now_ms: int) -> None:
         """Marks the settlement done and moves its channels' settled amount forward (never backwards)."""
