@@ -46,3 +46,22 @@ def test_check_config__never_prints_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("PB_RELAYER_PAYEE_PRIVATE_KEY", "0x" + "ab" * 32)
     result = CliRunner().invoke(main, ["relayer", "check-config", "--config", str(path)])
     assert result.exit_code == 0 and "very-secret" not in result.output and "abab" not in result.output
+
+
+def test_inspection_commands__show_channels_settlements_and_events(tmp_path):
+    from protocolbanks.relayer.store import AcceptedVoucher, VoucherStore
+    from protocolbanks.sdk.acceptance import PeriodUsage
+
+    db = tmp_path / "relayer.db"
+    store = VoucherStore(f"sqlite:///{db}")
+    store.append([AcceptedVoucher(b"\x01" * 32, "0xPayer", "0xPayee", "0xToken", "0xKey", 1, 2_500_000, 2_500_000,
+                                  0, b"\x00" * 32, b"\x00" * 32, 1_000, PeriodUsage())])
+    store.close()
+    path = tmp_path / "relayer.toml"
+    path.write_text(GOOD + f'database_url = "sqlite:///{db}"\n')
+    runner = CliRunner()
+    result = runner.invoke(main, ["relayer", "channels", "--pending", "--config", str(path)])
+    assert result.exit_code == 0 and '"unsettled": "2500000"' in result.output
+    for command in ("settlements", "sentinel-events"):
+        result = runner.invoke(main, ["relayer", command, "--config", str(path)])
+        assert result.exit_code == 0 and result.output.strip() == "[]"

@@ -17,6 +17,7 @@ import click
 from aiohttp import web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from protocolbanks.relayer import inspection
 from protocolbanks.relayer.chain_cache import ChainCache
 from protocolbanks.relayer.config import RelayerConfig
 from protocolbanks.relayer.http_api import build_app
@@ -100,6 +101,39 @@ def check_config(config_path: Path | None) -> None:
     click.echo(load_config(config_path).model_dump_json(indent=2))
 
 
+def open_store(config: RelayerConfig) -> VoucherStore:
+    try:
+        return VoucherStore(config.database_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@relayer.command("channels")
+@config_option
+@click.option("--pending", is_flag=True, help="Only channels with accepted money not yet redeemed.")
+def channels_command(config_path: Path | None, pending: bool) -> None:
+    """List channels: accepted, settled and unsettled amounts (base units), newest activity first."""
+    click.echo(json.dumps(inspection.channels(open_store(load_config(config_path)), pending_only=pending), indent=2))
+
+
+@relayer.command("settlements")
+@config_option
+@click.option("--failed", is_flag=True, help="Only failed settlements, with their errors.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def settlements_command(config_path: Path | None, failed: bool, limit: int) -> None:
+    """List settlement transactions, newest first."""
+    store = open_store(load_config(config_path))
+    click.echo(json.dumps(inspection.settlements(store, failed_only=failed, limit=limit), indent=2))
+
+
+@relayer.command("sentinel-events")
+@config_option
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+def sentinel_events_command(config_path: Path | None, limit: int) -> None:
+    """List Sentinel trips: which key, which rule, what was done."""
+    click.echo(json.dumps(inspection.sentinel_events(open_store(load_config(config_path)), limit=limit), indent=2))
+
+
 @relayer.command()
 @config_option
 def run(config_path: Path | None) -> None:
@@ -113,10 +147,7 @@ def run(config_path: Path | None) -> None:
         raise click.ClickException(f"cannot reach the RPC at {config.rpc_url}: {exc}") from exc
     if config.chain_id is not None and config.chain_id != chain_id:
         raise click.ClickException(f"the RPC serves chain {chain_id}, the configuration says {config.chain_id}")
-    try:
-        store = VoucherStore(config.database_url)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    store = open_store(config)
     cache = ChainCache(w3, config.contract)
     guardian: LocalAccount | None = (Account.from_key(config.guardian_private_key.get_secret_value())
                                      if config.guardian_private_key else None)
