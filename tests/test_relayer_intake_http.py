@@ -204,3 +204,15 @@ def test_metrics__count_vouchers_by_status_and_reason(tmp_path):
         assert 'pb_vouchers_total{reason="invalid_json",status="rejected"} 1.0' in text
         assert "pb_unsettled_base_units 1e+06" in text
     run_with_server(tmp_path, scenario)
+
+
+def test_openapi__served_and_names_every_reason_the_intake_can_give(tmp_path):
+    from protocolbanks.relayer.http_api import REJECTION_STATUS
+
+    async def scenario(session, url, _):
+        async with session.get(url + "/openapi.json") as r:
+            document = await r.json()
+        reasons = set(document["components"]["schemas"]["Answer"]["properties"]["reason"]["enum"])
+        assert set(REJECTION_STATUS) <= reasons and "exceeds_max_per_payment" in reasons
+        assert "post" in document["paths"]["/v1/vouchers"]
+    run_with_server(tmp_path, scenario)

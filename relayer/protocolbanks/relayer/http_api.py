@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 from protocolbanks.relayer.intake import IntakeResult, VoucherIntake
 from protocolbanks.relayer.metrics import RelayerMetrics
+from protocolbanks.relayer.openapi import openapi_document
 from protocolbanks.relayer.wire import SubmissionError, parse_submission
 
 log = logging.getLogger("protocolbanks.relayer.http")
@@ -71,6 +72,10 @@ async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -92,6 +97,7 @@ def build_app(intake: VoucherIntake, metrics: RelayerMetrics | None = None) -> w
     app.router.add_post("/v1/vouchers", post_voucher)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/openapi.json", openapi)
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         await app[INTAKE].start()

@@ -1,0 +1,62 @@
+"""The OpenAPI 3.1 description of the relayer's HTTP interface, served at GET /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocolbanks.sdk.acceptance import Rejection
+
+WIRE_REASONS = ["invalid_json", "invalid_field", "invalid_signature_length", "invalid_signature", "wrong_chain",
+                "wrong_payee", "body_too_large", "sentinel_key_tripped", "sentinel_spike", "sentinel_max_per_payment",
+                "sentinel_max_per_minute", "sentinel_max_per_hour", "sentinel_min_remaining_balance"]
+REASONS = sorted({r.value for r in Rejection} | set(WIRE_REASONS))
+
+_UINT = {"type": "string", "pattern": "^[0-9]{1,78}$", "description": "unsigned integer, token base units"}
+_HEX32 = {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"}
+
+
+def openapi_document() -> dict[str, Any]:
+    voucher = {
+        "type": "object",
+        "required": ["channelId", "cumulativeAmount", "terms"],
+        "properties": {
+            "channelId": _HEX32,
+            "cumulativeAmount": {"oneOf": [_UINT, {"type": "integer", "minimum": 0}]},
+            "terms": {"type": "string", "description": "the lane terms word (hex or decimal)"},
+            "r": _HEX32, "vs": _HEX32,
+            "signature": {"type": "string", "description": "64 or 65 bytes hex, instead of r/vs"},
+            "chainId": {"type": "integer"},
+            "requestId": {"type": "string", "maxLength": 128, "description": "idempotency key"},
+            "resource": {"type": "string", "maxLength": 2048},
+        },
+    }
+    answer = {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["accepted", "stale", "duplicate", "rejected", "unavailable"]},
+            "channelId": _HEX32, "cumulativeAmount": _UINT, "payment": _UINT, "remaining": _UINT,
+            "paymentId": {"type": "string"}, "reason": {"enum": REASONS}, "message": {"type": "string"},
+        },
+    }
+    refusal = {"description": "refused; `reason` says why",
+               "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Answer"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ProtocolBanks relayer", "version": "1"},
+        "paths": {
+            "/v1/vouchers": {"post": {
+                "summary": "Submit a signed cumulative voucher; answered only after it is stored durably",
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Voucher"}}}},
+                "responses": {
+                    "200": {"description": "accepted, stale (older or equal: idempotent) or duplicate (same requestId)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Answer"}}}},
+                    **dict.fromkeys(("400", "401", "403", "404", "409", "413", "422", "429"), refusal),
+                    "503": {"description": "the store failed: nothing was acknowledged; retry"},
+                },
+            }},
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+        },
+        "components": {"schemas": {"Voucher": voucher, "Answer": answer}},
+    }
