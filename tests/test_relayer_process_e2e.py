@@ -28,12 +28,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_relayer(chain, channels, payee, tmp_path, port):
-    env = dict(os.environ, PB_RELAYER_RPC_URL=chain.provider.uri, PB_RELAYER_CONTRACT=channels.address,
+def relayer_env(chain, channels, payee, tmp_path, port):
+    return dict(os.environ, PB_RELAYER_RPC_URL=chain.provider.uri, PB_RELAYER_CONTRACT=channels.address,
                PB_RELAYER_PAYEE=payee.address, PB_RELAYER_DATABASE_URL=f"sqlite:///{tmp_path / 'relayer.db'}",
                PB_RELAYER_LISTEN_PORT=str(port), PB_RELAYER_POLL_INTERVAL_MS="100",
                PB_RELAYER_PAYEE_PRIVATE_KEY=payee.private_key, PB_RELAYER_SETTLEMENT__THRESHOLD=str(UNIT),
                PB_RELAYER_SETTLEMENT__CONFIRMATIONS="0")
+
+
+def start_relayer(chain, channels, payee, tmp_path, port):
+    env = relayer_env(chain, channels, payee, tmp_path, port)
     process = subprocess.Popen([sys.executable, "-m", "protocolbanks.relayer.cli", "relayer", "run"], env=env,
                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "relayer.log", "ab"))
     deadline = time.time() + 20
@@ -92,6 +96,13 @@ def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_cha
         while channel.state().claimed < UNIT and time.time() < deadline + 30:
             time.sleep(0.2)
         assert channel.state().claimed == UNIT and token.balanceOf(payee) - before == UNIT
+        # Below the threshold nothing moves by itself; the operator's manual settle does it at once.
+        assert post(port, submission(channel, key, UNIT + UNIT // 4))[1]["status"] == "accepted"
     finally:
         relayer.kill()
         relayer.wait(timeout=10)
+    env = relayer_env(chain, channels, payee, tmp_path, port)
+    settled = subprocess.run([sys.executable, "-m", "protocolbanks.relayer.cli", "relayer", "settle"], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert settled.returncode == 0, settled.stderr
+    assert "1 channels" in settled.stdout and channel.state().claimed == UNIT + UNIT // 4

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,17 +137,54 @@ def sentinel_events_command(config_path: Path | None, limit: int) -> None:
 
 @relayer.command()
 @config_option
-def run(config_path: Path | None) -> None:
-    """Start the voucher intake (HTTP) and the chain follower."""
-    logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for the settlements to be confirmed before returning.")
+def settle(config_path: Path | None, wait: bool) -> None:
+    """Settle every channel with unsettled money now, whatever the thresholds (one transaction per token)."""
     config = load_config(config_path)
+    w3 = connect(config)
+    account = load_payee_account(config)
+    if account is None:
+        raise click.ClickException("settling needs the payee key (payee_key_file or PB_RELAYER_PAYEE_PRIVATE_KEY)")
+    store = open_store(config)
+    cache = ChainCache(w3, config.contract)
+    cache.poll()
+    settler = Settler(w3, config.contract, account, store, cache.get,
+                      SettlementPolicy(threshold=1, interval_ms=1, max_batch=config.settlement.max_batch),
+                      confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas)
+    outcomes = settler.settle_due()
+    for outcome in outcomes:
+        click.echo(f"settlement {outcome.settlement_id}: {outcome.channels} channels, tx {outcome.tx_hash}")
+    if not outcomes:
+        click.echo("nothing to settle")
+    deadline = time.time() + 120
+    while wait and settler.ledger.sent() and time.time() < deadline:
+        settler.confirm_sent()
+        time.sleep(1)
+    if wait and settler.ledger.sent():
+        raise click.ClickException("settlements sent but not confirmed within 2 minutes; see `settlements`")
+
+
+def connect(config: RelayerConfig) -> Web3:
+    """A web3 connection to the configured RPC, checked to serve the configured chain."""
     w3 = Web3(Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": 10}))
     try:
         chain_id = w3.eth.chain_id
-    except Exception as exc:
+    except Exception as exc:  # any transport error: tell the operator which URL failed
         raise click.ClickException(f"cannot reach the RPC at {config.rpc_url}: {exc}") from exc
     if config.chain_id is not None and config.chain_id != chain_id:
         raise click.ClickException(f"the RPC serves chain {chain_id}, the configuration says {config.chain_id}")
+    return w3
+
+
+@relayer.command()
+@config_option
+def run(config_path: Path | None) -> None:
+    """Start the voucher intake (HTTP), the chain follower, the Sentinel's responses and settlement."""
+    logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    config = load_config(config_path)
+    w3 = connect(config)
+    chain_id = w3.eth.chain_id
     store = open_store(config)
     cache = ChainCache(w3, config.contract)
     guardian: LocalAccount | None = (Account.from_key(config.guardian_private_key.get_secret_value())
