@@ -53,6 +53,7 @@ def test_settler__threshold_batch_confirm_and_double_submission(chain, channels,
     before = token.balanceOf(payee)
     outcomes = settler.settle_due()
     assert [o.channels for o in outcomes] == [2]  # the 0.5 U channel is below the threshold
+    assert settler.settle_due() == []  # in flight: not sent again on the next round
     chain.mine(2)
     assert settler.confirm_sent() == 1
     assert token.balanceOf(payee) - before == 5 * UNIT
@@ -67,3 +68,25 @@ def test_settler__threshold_batch_confirm_and_double_submission(chain, channels,
         rows.append((c.id, amount, c.terms.pack(), sig.r, sig.vs))
     channels.redeemBatch(payee, token, rows, sender=payee)
     assert token.balanceOf(payee) - before == 5 * UNIT
+
+
+def test_settler__unmined_settlement_is_given_up_and_sent_again_harmlessly(chain, channels, open_channel, payee,
+                                                                          token, tmp_path):
+    w3 = chain.provider.web3
+    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
+    channel = open_channel(10 * UNIT)
+    key = Account.create().key
+    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
+    cache.poll()
+    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+    assert submit_all(intake, [submission(channel, key, 4 * UNIT)])[0].status == "accepted"
+    settler = Settler(w3, channels.address, Account.from_key(payee.private_key), store, cache.get,
+                      SettlementPolicy(threshold=UNIT), confirmations=0, resend_after_ms=0)
+    before = token.balanceOf(payee)
+    first = settler.settle_due()
+    second = settler.settle_due()  # "not mined in time": given up, the same voucher goes out again
+    assert len(first) == len(second) == 1 and first[0].tx_hash != second[0].tx_hash
+    assert settler.confirm_sent() == 1  # the replaced one is no longer awaited
+    assert token.balanceOf(payee) - before == 4 * UNIT  # paid once, although redeemed twice
+    assert store.progress()[channel.id].unsettled == 0

@@ -38,8 +38,10 @@ class Settler:
     def __init__(self, w3: Web3, contract_address: str, account: LocalAccount, store: VoucherStore,
                  snapshots: Callable[[bytes], ChannelSnapshot | None], policy: SettlementPolicy, *,
                  confirmations: int = 2, max_fee_per_gas: int | None = None,
-                 clock: Callable[[], float] = time.time, metrics: RelayerMetrics | None = None) -> None:
+                 clock: Callable[[], float] = time.time, metrics: RelayerMetrics | None = None,
+                 resend_after_ms: int = 120_000) -> None:
         self.metrics = metrics
+        self.resend_after_ms = resend_after_ms
         self.w3 = w3
         self.contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=stream_channels_abi())
         self.account = account
@@ -52,10 +54,19 @@ class Settler:
         self.clock = clock
 
     def due_channels(self) -> list[ChannelDue]:
+        """Channels with unsettled money and no settlement in flight (one not mined within `resend_after_ms`
+        is given up and its channels become due again: re-sending a cumulative voucher is harmless)."""
+        now_ms = int(self.clock() * 1000)
+        in_flight = self.ledger.in_flight()
         due = []
         for channel_id, progress in self.store.progress().items():
             if progress.unsettled <= 0:
                 continue
+            if channel_id in in_flight:
+                settlement_id, sent_at_ms = in_flight[channel_id]
+                if now_ms - sent_at_ms < self.resend_after_ms:
+                    continue
+                self.ledger.mark_replaced(settlement_id, now_ms)
             snapshot = self.snapshots(channel_id)
             due.append(ChannelDue(
                 channel_id, progress.unsettled, progress.first_unsettled_at_ms or int(self.clock() * 1000),

@@ -218,6 +218,21 @@ class SettlementLedger:
                     first_unsettled_at_ms=None if settled >= int(current.accepted_cumulative)
                     else c.c.first_unsettled_at_ms))
 
+    def in_flight(self) -> dict[bytes, tuple[int, int]]:
+        """Channel id -> (settlement id, sent at ms) for settlements sent and not yet confirmed or failed."""
+        s, items = schema.channel_settlements, schema.settlement_items
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(items.c.channel_id, s.c.id, s.c.created_at_ms)
+                                      .join(s, s.c.id == items.c.settlement_id).where(s.c.status == "sent")).all()
+        return {bytes(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def mark_replaced(self, settlement_id: int, now_ms: int) -> None:
+        """A settlement given up on (not mined in time): its vouchers are sent again in a new one."""
+        s = schema.channel_settlements
+        with self.engine.begin() as connection:
+            connection.execute(s.update().where(s.c.id == settlement_id, s.c.status == "sent").values(
+                status="replaced", completed_at_ms=now_ms))
+
     def fail(self, settlement_id: int, error: str, now_ms: int) -> None:
         s = schema.channel_settlements
         with self.engine.begin() as connection:
