@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -102,6 +103,8 @@ class GroupCommitWriter:
 class VoucherIntake:
     """The decision and durability path of one relayer instance."""
 
+    RECENT_REQUESTS = 100_000  # idempotency answers kept in memory; older ones are read back from the store
+
     def __init__(self, store: VoucherStore, snapshots: SnapshotSource, domain: ChannelDomain, *,
                  payee: str | None = None, sentinel: SentinelCheck | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -114,7 +117,7 @@ class VoucherIntake:
         self.writer = GroupCommitWriter(store)
         self.progress: dict[bytes, ChannelProgress] = store.progress()
         self._locks: dict[bytes, asyncio.Lock] = {}
-        self._by_request: dict[str, IntakeResult] = {}
+        self._by_request: OrderedDict[str, IntakeResult] = OrderedDict()  # recent answers; older ones: the store
 
     async def start(self) -> None:
         self.writer.start()
@@ -145,6 +148,8 @@ class VoucherIntake:
             result = await self._decide_and_store(sub, signer)
         if sub.request_id is not None and result.accepted:
             self._by_request[sub.request_id] = result
+            if len(self._by_request) > self.RECENT_REQUESTS:
+                self._by_request.popitem(last=False)
         return result
 
     def _stored_result(self, request_id: str) -> IntakeResult | None:
