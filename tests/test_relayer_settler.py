@@ -90,3 +90,31 @@ def test_settler__unmined_settlement_is_given_up_and_sent_again_harmlessly(chain
     assert settler.confirm_sent() == 1  # the replaced one is no longer awaited
     assert token.balanceOf(payee) - before == 4 * UNIT  # paid once, although redeemed twice
     assert store.progress()[channel.id].unsettled == 0
+
+
+def test_settler__reorg_removes_the_settlement__it_is_sent_again(chain, channels, open_channel, payee, token,
+                                                                 tmp_path):
+    w3 = chain.provider.web3
+    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
+    channel = open_channel(10 * UNIT)
+    key = Account.create().key
+    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
+    cache.poll()
+    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+    submit_all(intake, [submission(channel, key, 3 * UNIT)])
+    clock = {"now": 1_000.0}
+    settler = Settler(w3, channels.address, Account.from_key(payee.private_key), store, cache.get,
+                      SettlementPolicy(threshold=UNIT), confirmations=3, resend_after_ms=60_000,
+                      clock=lambda: clock["now"])
+    before = token.balanceOf(payee)
+    snapshot = chain.snapshot()
+    settler.settle_due()
+    assert channel.state().claimed == 3 * UNIT  # mined, but not yet under 3 confirmations
+    chain.restore(snapshot)  # a reorg takes the block away
+    assert channel.state().claimed == 0 and settler.confirm_sent() == 0
+    clock["now"] += 61  # not mined within the resend window: sent again
+    assert len(settler.settle_due()) == 1
+    chain.mine(3)
+    assert settler.confirm_sent() == 1
+    assert token.balanceOf(payee) - before == 3 * UNIT and store.progress()[channel.id].unsettled == 0
