@@ -118,3 +118,28 @@ def test_settler__reorg_removes_the_settlement__it_is_sent_again(chain, channels
     chain.mine(3)
     assert settler.confirm_sent() == 1
     assert token.balanceOf(payee) - before == 3 * UNIT and store.progress()[channel.id].unsettled == 0
+
+
+def test_settler__payer_close_makes_small_balances_due_at_once(chain, channels, open_channel, payee, token,
+                                                               tmp_path):
+    w3 = chain.provider.web3
+    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
+    channel = open_channel(10 * UNIT)
+    key = Account.create().key
+    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
+    cache.poll()
+    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+    submit_all(intake, [submission(channel, key, UNIT // 10)])  # far below the threshold
+    settler = Settler(w3, channels.address, Account.from_key(payee.private_key), store, cache.get,
+                      SettlementPolicy(threshold=5 * UNIT), confirmations=0)
+    assert settler.settle_due() == []
+    channels.requestClose(channel.config, sender=channel.payer)  # the payer starts a unilateral close
+    cache.poll()
+    assert len(settler.settle_due()) == 1  # due at once: the payee's window is running
+    assert settler.confirm_sent() == 1
+    payer_before, payee_claimed = token.balanceOf(channel.payer), channel.state().claimed
+    chain.pending_timestamp += 3600
+    channels.withdraw(channel.config, sender=channel.payer)
+    assert payee_claimed == UNIT // 10
+    assert token.balanceOf(channel.payer) - payer_before == 10 * UNIT - UNIT // 10
