@@ -4,6 +4,7 @@ submission moves nothing."""
 import asyncio
 import json
 
+import pytest
 from conftest import UNIT
 from eth_account import Account
 from protocolbanks.relayer.chain_cache import ChainCache
@@ -28,6 +29,20 @@ def submission(channel, key, amount):
     sig = Voucher(channel.id, channel.terms.epoch, amount).sign(channel.domain, key)
     return {"channelId": "0x" + channel.id.hex(), "cumulativeAmount": str(amount),
             "terms": hex(channel.terms.pack()), "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex()}
+
+
+@pytest.fixture
+def relayer_channel(chain, channels, open_channel, payee, tmp_path):
+    """A 10 U channel with an 8 U session key, a chain cache that saw it, and an intake storing to SQLite."""
+    w3 = chain.provider.web3
+    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
+    channel = open_channel(10 * UNIT)
+    key = Account.create().key
+    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
+    cache.poll()
+    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+    return w3, cache, channel, key, store, intake
 
 
 def test_settler__threshold_batch_confirm_and_double_submission(chain, channels, open_channel, payee, token,
@@ -70,16 +85,8 @@ def test_settler__threshold_batch_confirm_and_double_submission(chain, channels,
     assert token.balanceOf(payee) - before == 5 * UNIT
 
 
-def test_settler__unmined_settlement_is_given_up_and_sent_again_harmlessly(chain, channels, open_channel, payee,
-                                                                          token, tmp_path):
-    w3 = chain.provider.web3
-    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
-    channel = open_channel(10 * UNIT)
-    key = Account.create().key
-    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
-    cache.poll()
-    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
-    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+def test_settler__unmined_settlement_is_given_up_and_sent_again_harmlessly(channels, payee, token, relayer_channel):
+    w3, cache, channel, key, store, intake = relayer_channel
     assert submit_all(intake, [submission(channel, key, 4 * UNIT)])[0].status == "accepted"
     settler = Settler(w3, channels.address, Account.from_key(payee.private_key), store, cache.get,
                       SettlementPolicy(threshold=UNIT), confirmations=0, resend_after_ms=0)
@@ -92,16 +99,8 @@ def test_settler__unmined_settlement_is_given_up_and_sent_again_harmlessly(chain
     assert store.progress()[channel.id].unsettled == 0
 
 
-def test_settler__reorg_removes_the_settlement__it_is_sent_again(chain, channels, open_channel, payee, token,
-                                                                 tmp_path):
-    w3 = chain.provider.web3
-    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
-    channel = open_channel(10 * UNIT)
-    key = Account.create().key
-    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
-    cache.poll()
-    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
-    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+def test_settler__reorg_removes_the_settlement__it_is_sent_again(chain, channels, payee, token, relayer_channel):
+    w3, cache, channel, key, store, intake = relayer_channel
     submit_all(intake, [submission(channel, key, 3 * UNIT)])
     clock = {"now": 1_000.0}
     settler = Settler(w3, channels.address, Account.from_key(payee.private_key), store, cache.get,
@@ -120,16 +119,8 @@ def test_settler__reorg_removes_the_settlement__it_is_sent_again(chain, channels
     assert token.balanceOf(payee) - before == 3 * UNIT and store.progress()[channel.id].unsettled == 0
 
 
-def test_settler__payer_close_makes_small_balances_due_at_once(chain, channels, open_channel, payee, token,
-                                                               tmp_path):
-    w3 = chain.provider.web3
-    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
-    channel = open_channel(10 * UNIT)
-    key = Account.create().key
-    channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
-    cache.poll()
-    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
-    intake = VoucherIntake(store, cache.get, channel.domain, payee=payee.address)
+def test_settler__payer_close_makes_small_balances_due_at_once(chain, channels, payee, token, relayer_channel):
+    w3, cache, channel, key, store, intake = relayer_channel
     submit_all(intake, [submission(channel, key, UNIT // 10)])  # far below the threshold
     settler = Settler(w3, channels.address, Account.from_key(payee.private_key), store, cache.get,
                       SettlementPolicy(threshold=5 * UNIT), confirmations=0)
