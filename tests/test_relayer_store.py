@@ -63,3 +63,17 @@ def test_store__negative_amount__refused(tmp_path):
     store = VoucherStore(f"sqlite:///{tmp_path / 'n.db'}")
     with pytest.raises(Exception, match="non-negative"):
         store.append([voucher(-1, 1, 1)])
+
+
+def test_store__unsettled_only_lists_channels_holding_unredeemed_money(tmp_path):
+    from protocolbanks.relayer.store.voucher_store import SettlementItem, SettlementLedger
+
+    store = VoucherStore(f"sqlite:///{tmp_path / 's.db'}")
+    store.append([voucher(100, 100, 1_000)])
+    assert set(store.progress(unsettled_only=True)) == {CHANNEL}
+    ledger = SettlementLedger(store)
+    settlement = ledger.record_sent([SettlementItem(CHANNEL, "0xToken", 100, 0, b"", b"")], b"\x01" * 32, 0, 2_000)
+    ledger.confirm(settlement, total=100, block_number=1, gas_used=1, now_ms=3_000)
+    assert store.progress(unsettled_only=True) == {} and store.progress()[CHANNEL].unsettled == 0
+    store.append([voucher(150, 50, 4_000)])
+    assert store.progress(unsettled_only=True)[CHANNEL].first_unsettled_at_ms == 4_000

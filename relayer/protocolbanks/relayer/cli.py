@@ -211,7 +211,8 @@ def run(config_path: Path | None) -> None:
     intake = VoucherIntake(store, cache.get, ChannelDomain(chain_id, config.contract), payee=config.payee,
                            sentinel=sentinel)
     # read from the database: the settler moves "settled" there, not in the intake's memory
-    metrics.unsettled.set_function(lambda: float(sum(p.unsettled for p in store.progress().values())))
+    metrics.unsettled.set_function(
+        lambda: float(sum(p.unsettled for p in store.progress(unsettled_only=True).values())))
     app = build_app(intake, metrics)
 
     interval = config.poll_interval_ms / 1000

@@ -133,7 +133,10 @@ class VoucherIntake:
 
     async def submit(self, sub: VoucherSubmission) -> IntakeResult:
         if sub.request_id is not None:
-            previous = self._by_request.get(sub.request_id) or self._stored_result(sub.request_id)
+            previous = self._by_request.get(sub.request_id)
+            if previous is None:  # older than the in-memory window: ask the database, off the event loop
+                previous = await asyncio.get_running_loop().run_in_executor(None, self._stored_result,
+                                                                            sub.request_id)
             if previous is not None:
                 return IntakeResult("duplicate", previous.channel_id, previous.cumulative, previous.payment,
                                     previous.remaining)

@@ -59,7 +59,7 @@ class Settler:
         now_ms = int(self.clock() * 1000)
         in_flight = self.ledger.in_flight()
         due = []
-        for channel_id, progress in self.store.progress().items():
+        for channel_id, progress in self.store.progress(unsettled_only=True).items():
             if progress.unsettled <= 0:
                 continue
             if channel_id in in_flight:

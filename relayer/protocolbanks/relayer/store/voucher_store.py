@@ -127,11 +127,13 @@ class VoucherStore:
                                      .where(p.c.request_id == request_id)).first()
         return None if row is None else (bytes(row[0]), int(row[1]), int(row[2]))
 
-    def progress(self) -> dict[bytes, ChannelProgress]:
-        """Every channel's progress, for the intake to start from after a restart."""
+    def progress(self, *, unsettled_only: bool = False) -> dict[bytes, ChannelProgress]:
+        """Every channel's progress (the intake starts from it after a restart); with `unsettled_only`, just the
+        channels holding accepted money not yet redeemed (marked by their unsettled-since clock)."""
         c = schema.payment_channels
+        query = select(c).where(c.c.first_unsettled_at_ms.is_not(None)) if unsettled_only else select(c)
         with self.engine.connect() as connection:
-            rows = connection.execute(select(c)).mappings().all()
+            rows = connection.execute(query).mappings().all()
         return {
             bytes(r["channel_id"]): ChannelProgress(
                 channel_id=bytes(r["channel_id"]), accepted_cumulative=r["accepted_cumulative"],
