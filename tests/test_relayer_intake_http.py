@@ -30,12 +30,12 @@ def body(cumulative: int, *, key=KEY.key, terms=TERMS, channel=CHANNEL, **extra)
             "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex(), **extra}
 
 
-def run_with_server(tmp_path, scenario, snapshots=None, payee=None):
+def run_with_server(tmp_path, scenario, snapshots=None, payee=None, chain_lag=None):
     """Starts the relayer's HTTP app on 127.0.0.1 (random port), runs `scenario(session, url, intake)`."""
     async def main():
         store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
         table = snapshots if snapshots is not None else {CHANNEL: SNAPSHOT}
-        intake = VoucherIntake(store, table.get, DOMAIN, payee=payee)
+        intake = VoucherIntake(store, table.get, DOMAIN, payee=payee, chain_lag=chain_lag, max_chain_lag_s=60)
         runner = web.AppRunner(build_app(intake))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -216,3 +216,21 @@ def test_openapi__served_and_names_every_reason_the_intake_can_give(tmp_path):
         assert set(REJECTION_STATUS) <= reasons and "exceeds_max_per_payment" in reasons
         assert "post" in document["paths"]["/v1/vouchers"]
     run_with_server(tmp_path, scenario)
+
+
+def test_chain_view_too_old__refused_as_retryable_503_and_health_degraded(tmp_path):
+    lag = [5.0]
+
+    async def scenario(session, url, intake):
+        assert (await post(session, url, body(U)))[1]["status"] == "accepted"
+        async with session.get(url + "/healthz") as r:
+            assert (r.status, (await r.json())["chainLagSeconds"]) == (200, 5.0)
+        lag[0] = 61.0  # the RPC has been down for a minute: a freeze or close could be hidden from us
+        status, answer = await post(session, url, body(2 * U))
+        assert (status, answer["reason"]) == (503, "chain_unavailable")
+        async with session.get(url + "/healthz") as r:
+            assert (r.status, (await r.json())["status"]) == (503, "degraded")
+        lag[0] = 0.5  # back
+        status, answer = await post(session, url, body(2 * U))
+        assert (status, answer["payment"]) == (200, str(U))  # nothing was acknowledged while refused
+    run_with_server(tmp_path, scenario, chain_lag=lambda: lag[0])

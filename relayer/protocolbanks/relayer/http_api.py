@@ -24,6 +24,7 @@ REJECTION_STATUS = {
     "channel_closing": 409,
     "channel_closed": 409,
     "key_expired": 409,
+    "chain_unavailable": 503,
 }
 INTAKE = web.AppKey("intake", VoucherIntake)
 METRICS = web.AppKey("metrics", RelayerMetrics)
@@ -76,8 +77,17 @@ async def openapi(_request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the intake can accept; 503 with the reason while the chain view is too old to trust."""
+    intake = request.app[INTAKE]
+    lag = intake.chain_lag() if intake.chain_lag is not None else None
+    body: dict[str, object] = {"status": "ok"}
+    if lag is not None:
+        body["chainLagSeconds"] = round(lag, 3)
+    if not intake.chain_view_fresh():
+        body.update(status="degraded", reason="chain_unavailable")
+        return web.json_response(body, status=503)
+    return web.json_response(body)
 
 
 @web.middleware

@@ -100,6 +100,9 @@ class GroupCommitWriter:
                         pending.done.set_result(None)
 
 
+CHAIN_UNAVAILABLE = "chain_unavailable"
+
+
 class VoucherIntake:
     """The decision and durability path of one relayer instance."""
 
@@ -107,8 +110,11 @@ class VoucherIntake:
 
     def __init__(self, store: VoucherStore, snapshots: SnapshotSource, domain: ChannelDomain, *,
                  payee: str | None = None, sentinel: SentinelCheck | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 chain_lag: Callable[[], float | None] | None = None, max_chain_lag_s: float = 60.0) -> None:
         self.store = store
+        self.chain_lag = chain_lag  # seconds since the chain view was last refreshed (None: never)
+        self.max_chain_lag_s = max_chain_lag_s
         self.payee = payee.lower() if payee else None
         self.snapshots = snapshots
         self.domain = domain
@@ -124,6 +130,14 @@ class VoucherIntake:
 
     async def stop(self) -> None:
         await self.writer.stop()
+
+    def chain_view_fresh(self) -> bool:
+        """False when the chain has not been read for longer than `max_chain_lag_s` (RPC down): then nothing is
+        accepted, since a freeze, revoke or close could be hidden from the intake."""
+        if self.chain_lag is None:
+            return True
+        lag = self.chain_lag()
+        return lag is not None and lag <= self.max_chain_lag_s
 
     def _lock(self, channel_id: bytes) -> asyncio.Lock:
         lock = self._locks.get(channel_id)
@@ -142,6 +156,8 @@ class VoucherIntake:
                                     previous.remaining)
         if sub.chain_id is not None and sub.chain_id != self.domain.chain_id:
             return self._reject(sub, "wrong_chain")
+        if not self.chain_view_fresh():
+            return self._reject(sub, CHAIN_UNAVAILABLE)  # a freeze or close may be hidden from us: retry later
         try:
             digest = Voucher(sub.channel_id, sub.terms.epoch, sub.cumulative).digest(self.domain)
             signer = "0x" + recover_signer(digest, sub.signature).hex()  # lowercase: no checksum on the hot path

@@ -8,7 +8,8 @@ from protocolbanks.sdk.acceptance import Rejection
 
 WIRE_REASONS = ["invalid_json", "invalid_field", "invalid_signature_length", "invalid_signature", "wrong_chain",
                 "wrong_payee", "body_too_large", "sentinel_key_tripped", "sentinel_spike", "sentinel_max_per_payment",
-                "sentinel_max_per_minute", "sentinel_max_per_hour", "sentinel_min_remaining_balance"]
+                "sentinel_max_per_minute", "sentinel_max_per_hour", "sentinel_min_remaining_balance",
+                "chain_unavailable"]
 REASONS = sorted({r.value for r in Rejection} | set(WIRE_REASONS))
 
 _UINT = {"type": "string", "pattern": "^[0-9]{1,78}$", "description": "unsigned integer, token base units"}
@@ -52,10 +53,13 @@ def openapi_document() -> dict[str, Any]:
                     "200": {"description": "accepted, stale (older or equal: idempotent) or duplicate (same requestId)",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Answer"}}}},
                     **dict.fromkeys(("400", "401", "403", "404", "409", "413", "422", "429"), refusal),
-                    "503": {"description": "the store failed: nothing was acknowledged; retry"},
+                    "503": {"description": "`store_unavailable` (the store failed) or `chain_unavailable` (the chain "
+                                           "view is older than `max_chain_lag_s`): nothing was acknowledged; retry"},
                 },
             }},
-            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/healthz": {"get": {"summary": "Health: 200 `ok`, or 503 `degraded` while the chain view is stale",
+                                 "responses": {"200": {"description": "ok"},
+                                               "503": {"description": "degraded: chain_unavailable"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         },
         "components": {"schemas": {"Voucher": voucher, "Answer": answer}},

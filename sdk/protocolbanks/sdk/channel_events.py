@@ -7,7 +7,8 @@ after every kind of transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import ChainMap
+from collections.abc import Mapping, MutableMapping
 from dataclasses import replace
 from typing import Any
 
@@ -20,8 +21,17 @@ class ChannelEventReducer:
     """Channel id -> snapshot, kept current by `apply(event_name, args)`."""
 
     def __init__(self) -> None:
-        self.channels: dict[bytes, ChannelSnapshot] = {}
-        self.closes_at: dict[bytes, int] = {}
+        self.channels: MutableMapping[bytes, ChannelSnapshot] = {}
+        self.closes_at: MutableMapping[bytes, int] = {}
+
+    @classmethod
+    def layered_on(cls, base: ChannelEventReducer) -> ChannelEventReducer:
+        """A reducer that reads through to `base` and keeps its own changes apart (for blocks that a reorg may
+        still remove: throw the layer away and `base` is untouched)."""
+        layer = cls()
+        layer.channels = ChainMap({}, base.channels)
+        layer.closes_at = ChainMap({}, base.closes_at)
+        return layer
 
     def get(self, channel_id: bytes) -> ChannelSnapshot | None:
         return self.channels.get(bytes(channel_id))

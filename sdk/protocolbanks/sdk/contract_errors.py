@@ -6,14 +6,13 @@ Any tool (web3.py, Ape, a block explorer) hands back revert data as bytes; this 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from eth_abi import decode
 from eth_utils import keccak
+from protocolbanks.sdk.abi_files import stream_channels_abi
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class DecodedError:
 
 @cache
 def _errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    abi = json.loads(resources.files("protocolbanks.sdk").joinpath("abi/StreamChannels.json").read_text())
+    abi = stream_channels_abi()
     table = {}
     for item in abi:
         if item.get("type") != "error":
