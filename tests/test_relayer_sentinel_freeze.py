@@ -3,6 +3,7 @@
 import json
 
 from conftest import UNIT
+from local_servers import json_http_server, smtp_server
 from eth_account import Account
 from protocolbanks.relayer.chain_cache import ChainCache
 from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy
@@ -44,28 +45,13 @@ def test_trip__freezes_on_chain_records_and_notifies(chain, channels, open_chann
 
 
 def test_webhook_notifier__posts_json_to_a_real_local_server():
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     from protocolbanks.relayer.sentinel.guard import SentinelTrip
     from protocolbanks.relayer.sentinel.webhook import WebhookNotifier
 
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.handle_request, daemon=True).start()
     trip = SentinelTrip(b"\x01" * 32, "0xPayer", "0xKey", 1, "sentinel_spike", 2 * UNIT, 5, {"short_rate_per_s": 9})
-    WebhookNotifier(f"http://127.0.0.1:{server.server_port}/hook").notify(trip, "0xabc")
-    server.server_close()
+    with json_http_server(status=204) as (url, calls):
+        WebhookNotifier(f"{url}/hook").notify(trip, "0xabc")
+    received = [body for _path, body in calls]
     assert received[0]["reason"] == "sentinel_spike" and received[0]["payment"] == str(2 * UNIT)
     assert received[0]["freezeTx"] == "0xabc" and received[0]["channelId"] == "0x" + "01" * 32
 
@@ -77,56 +63,19 @@ def _trip():
 
 
 def test_email_notifier__delivers_to_a_real_local_smtp_server():
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Message
     from protocolbanks.relayer.sentinel.mail_and_telegram import EmailNotifier
 
-    inbox = []
-
-    class Inbox(Message):
-        def handle_message(self, message):
-            inbox.append(message)
-
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server() as (port, inbox):
         EmailNotifier("127.0.0.1", port, "sentinel@merchant.test", "payer@example.test").notify(_trip(), "0xf00")
-    finally:
-        controller.stop()
     assert len(inbox) == 1 and inbox[0]["To"] == "payer@example.test"
     assert "sentinel_max_per_hour" in inbox[0]["Subject"] and "0xf00" in inbox[0].get_payload()
 
 
 def test_telegram_notifier__calls_send_message_on_a_local_stand_in():
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     from protocolbanks.relayer.sentinel.mail_and_telegram import TelegramNotifier
 
-    calls = []
-
-    class BotApi(BaseHTTPRequestHandler):
-        def do_POST(self):
-            calls.append((self.path, json.loads(self.rfile.read(int(self.headers["content-length"])))))
-            payload = json.dumps({"ok": True, "result": {"message_id": 1}}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), BotApi)
-    threading.Thread(target=server.handle_request, daemon=True).start()
-    TelegramNotifier("123:abc", "42", api_base=f"http://127.0.0.1:{server.server_port}").notify(_trip(), None)
-    server.server_close()
+    with json_http_server({"ok": True, "result": {"message_id": 1}}) as (url, calls):
+        TelegramNotifier("123:abc", "42", api_base=url).notify(_trip(), None)
     path, body = calls[0]
     assert path == "/bot123:abc/sendMessage" and body["chat_id"] == "42"
     assert "sentinel_max_per_hour" in body["text"]

@@ -18,16 +18,16 @@ import click
 from aiohttp import web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from protocolbanks.relayer import inspection
+from protocolbanks.relayer import inspection, sentinel_wiring
 from protocolbanks.relayer.chain_cache import ChainCache
 from protocolbanks.relayer.config import RelayerConfig
 from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.metrics import RelayerMetrics
-from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy, SpikeSettings
-from protocolbanks.relayer.sentinel.mail_and_telegram import EmailNotifier, TelegramNotifier
-from protocolbanks.relayer.sentinel.responder import Notifier, SentinelResponder
-from protocolbanks.relayer.sentinel.webhook import WebhookNotifier
+from protocolbanks.relayer.payer_cli import payer
+from protocolbanks.relayer.sentinel import SentinelGuard
+from protocolbanks.relayer.sentinel.resolution import FreezeResolutionWatcher
+from protocolbanks.relayer.sentinel.responder import SentinelResponder
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settler import Settler
 from protocolbanks.relayer.store import VoucherStore
@@ -147,7 +147,7 @@ def settle(config_path: Path | None, wait: bool) -> None:
     if account is None:
         raise click.ClickException("settling needs the payee key (payee_key_file or PB_RELAYER_PAYEE_PRIVATE_KEY)")
     store = open_store(config)
-    cache = ChainCache(w3, config.contract)
+    cache = ChainCache(w3, config.contract, from_block=config.from_block, reorg_depth=config.reorg_depth)
     cache.poll()
     settler = Settler(w3, config.contract, account, store, cache.get,
                       SettlementPolicy(threshold=1, interval_ms=1, max_batch=config.settlement.max_batch),
@@ -186,30 +186,21 @@ def run(config_path: Path | None) -> None:
     w3 = connect(config)
     chain_id = w3.eth.chain_id
     store = open_store(config)
-    cache = ChainCache(w3, config.contract)
+    cache = ChainCache(w3, config.contract, from_block=config.from_block, reorg_depth=config.reorg_depth)
     guardian: LocalAccount | None = (Account.from_key(config.guardian_private_key.get_secret_value())
                                      if config.guardian_private_key else None)
-    notifiers: list[Notifier] = [WebhookNotifier(config.notify_webhook_url)] if config.notify_webhook_url else []
-    if config.notify_email is not None:
-        mail = config.notify_email
-        notifiers.append(EmailNotifier(mail.host, mail.port, mail.sender, mail.recipient, starttls=mail.starttls,
-                                       username=mail.username,
-                                       password=mail.password.get_secret_value() if mail.password else None))
-    if config.notify_telegram is not None:
-        bot = config.notify_telegram
-        notifiers.append(TelegramNotifier(bot.bot_token.get_secret_value(), bot.chat_id, api_base=bot.api_base))
     metrics = RelayerMetrics()
+    try:
+        payer_notifiers = sentinel_wiring.notifiers(config)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid notification settings: {exc}") from exc
     responder = SentinelResponder(store, w3=w3, contract_address=config.contract, guardian=guardian,
-                                  notifiers=notifiers,
+                                  notifiers=payer_notifiers,
                                   on_trip_counted=lambda reason: metrics.sentinel_trips.labels(reason).inc())
-    sentinel = SentinelGuard(SentinelPolicy(
-        limits=HardLimits(config.sentinel.max_per_payment, config.sentinel.max_per_minute,
-                          config.sentinel.max_per_hour, config.sentinel.min_remaining_balance),
-        spike=SpikeSettings(window_s=config.sentinel.spike_window_s, ratio=config.sentinel.spike_ratio,
-                            floor_per_s=config.sentinel.spike_floor_per_s),
-    ), on_trip=responder.enqueue)
+    sentinel = SentinelGuard(sentinel_wiring.sentinel_policy(config), on_trip=responder.enqueue)
+    cache.hooks.append(FreezeResolutionWatcher(sentinel, store))
     intake = VoucherIntake(store, cache.get, ChannelDomain(chain_id, config.contract), payee=config.payee,
-                           sentinel=sentinel)
+                           sentinel=sentinel, chain_lag=cache.seconds_behind, max_chain_lag_s=config.max_chain_lag_s)
     # read from the database: the settler moves "settled" there, not in the intake's memory
     metrics.unsettled.set_function(
         lambda: float(sum(p.unsettled for p in store.progress(unsettled_only=True).values())))
@@ -238,9 +229,16 @@ def run(config_path: Path | None) -> None:
         app.cleanup_ctx.append(periodically("settlement round", settlement_round, interval))
     else:
         log.warning("no payee key configured: accepting vouchers, not settling")
+    try:
+        cache.poll()  # serve with a current view of the chain from the first request on
+    except Exception as exc:
+        raise click.ClickException(f"cannot read the contract's events from {config.rpc_url}: {exc}") from exc
     log.info("relayer for payee %s on chain %s listening on %s:%s", config.payee, chain_id, config.listen_host,
              config.listen_port)
     web.run_app(app, host=config.listen_host, port=config.listen_port, access_log=None, print=None)
+
+
+main.add_command(payer)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ Example `relayer.toml`:
     [sentinel]
     max_per_payment = 10000000
     max_per_hour = 50000000
+
+    [payers."0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]   # one payer's contacts and own limits
+    webhook_url = "https://agent.example/pb-hook"
+    email = "ops@agent.example"
+    max_per_hour = 20000000
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _check_address(value: str) -> str:
+    if not (isinstance(value, str) and value.startswith("0x") and len(value) == 42):
+        raise ValueError(f"{value!r} must be a 0x-prefixed 20-byte address")
+    int(value, 16)
+    return value
 
 
 class SettlementConfig(BaseModel):
@@ -48,7 +60,7 @@ class EmailConfig(BaseModel):
     host: str
     port: int = Field(587, ge=1, le=65535)
     sender: str
-    recipient: str
+    recipient: str | None = Field(None, description="operator's address for every trip (payers' own: [payers])")
     starttls: bool = True
     username: str | None = None
     password: SecretStr | None = None
@@ -56,8 +68,21 @@ class EmailConfig(BaseModel):
 
 class TelegramConfig(BaseModel):
     bot_token: SecretStr
-    chat_id: str
+    chat_id: str | None = Field(None, description="operator's chat for every trip (payers' own: [payers])")
     api_base: str = "https://api.telegram.org"
+
+
+class PayerConfig(BaseModel):
+    """What one payer registered with this merchant: where to tell it about a Sentinel trip, and its own limits
+    (each overrides the [sentinel] default when set)."""
+
+    webhook_url: str | None = None
+    email: str | None = None
+    telegram_chat_id: str | None = None
+    max_per_payment: int | None = Field(None, ge=0)
+    max_per_minute: int | None = Field(None, ge=0)
+    max_per_hour: int | None = Field(None, ge=0)
+    min_remaining_balance: int | None = Field(None, ge=0)
 
 
 class RelayerConfig(BaseSettings):
@@ -71,6 +96,9 @@ class RelayerConfig(BaseSettings):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8790, ge=0, le=65535)
     poll_interval_ms: int = Field(500, ge=50)
+    from_block: int = Field(0, ge=0, description="block to read the contract's events from (its deployment block)")
+    reorg_depth: int = Field(12, ge=0, description="newest blocks whose events are re-read on every poll")
+    max_chain_lag_s: float = Field(60.0, gt=0, description="refuse vouchers (503) when the chain view is older")
     payee_key_file: Path | None = Field(None, description="eth-account keystore of the payee (signs settlements)")
     payee_key_passphrase: SecretStr | None = Field(None, description="usually PB_RELAYER_PAYEE_KEY_PASSPHRASE")
     payee_private_key: SecretStr | None = Field(None, description="hex key, for local development only")
@@ -81,14 +109,19 @@ class RelayerConfig(BaseSettings):
     notify_telegram: TelegramConfig | None = None
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     sentinel: SentinelConfig = Field(default_factory=SentinelConfig)
+    payers: dict[str, PayerConfig] = Field(default_factory=dict, description="per payer address (any case)")
 
     @field_validator("contract", "payee")
     @classmethod
     def _address(cls, value: str) -> str:
-        if not (isinstance(value, str) and value.startswith("0x") and len(value) == 42):
-            raise ValueError("must be a 0x-prefixed 20-byte address")
-        int(value, 16)
-        return value
+        return _check_address(value)
+
+    @field_validator("payers")
+    @classmethod
+    def _payer_addresses(cls, value: dict[str, PayerConfig]) -> dict[str, PayerConfig]:
+        for address in value:
+            _check_address(address)
+        return {address.lower(): contact for address, contact in value.items()}
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,  # type: ignore[no-untyped-def]

@@ -95,3 +95,13 @@ class SentinelGuard:
         self._tripped.discard(key)
         self._books.pop(key, None)
         self._curves.pop(key, None)
+
+    def tripped_epochs(self, channel_id: bytes) -> list[int]:
+        return sorted(epoch for channel, epoch in self._tripped if channel == channel_id)
+
+    def lift_channel(self, channel_id: bytes) -> list[int]:
+        """The payer lifted a freeze on-chain: every tripped key of the channel is accepted again."""
+        epochs = self.tripped_epochs(channel_id)
+        for epoch in epochs:
+            self.lift(channel_id, epoch)
+        return epochs
