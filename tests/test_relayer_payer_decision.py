@@ -3,7 +3,11 @@ follows; and each payer is told at its own addresses."""
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 from conftest import HOUR, UNIT
 from eth_account import Account
 from local_servers import json_http_server, smtp_server
@@ -126,3 +130,31 @@ def test_payer_limits_override_the_defaults_one_by_one():
 def test_payer_policy_valid_until_is_enforced_by_the_key_policy_type():
     policy = SessionKeyPolicy(total_cap=UNIT, valid_until=123, period_cap=2, period_length=3, max_per_payment=4)
     assert policy.as_tuple() == (UNIT, 2, 3, 123, 4)  # the contract's SessionKeyPolicy field order
+
+
+@pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="the CLI talks to an RPC URL: make test-anvil")
+def test_payer_cli__status_lift_and_named_errors(chain, channels, open_channel, guardian):
+    channel = open_channel(10 * UNIT)
+    channels.setGuardian(guardian, sender=channel.payer)
+    channels.freeze(channel.config, sender=guardian)
+    env = dict(os.environ, PB_RPC_URL=chain.provider.uri, PB_CONTRACT=channels.address,
+               PB_PAYER_PRIVATE_KEY=channel.payer.private_key)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "protocolbanks.relayer.cli", "payer", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    channel_id = "0x" + channel.id.hex()
+    shown = cli("status", channel_id)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["frozen"] is True and json.loads(shown.stdout)["deposit"] == 10 * UNIT
+    lifted = cli("lift-freeze", channel_id)
+    assert lifted.returncode == 0 and lifted.stdout.startswith("freeze lifted: tx 0x"), lifted.stderr
+    assert not channel.state().frozen
+    again = cli("lift-freeze", channel_id)
+    assert again.returncode == 1 and "unfreeze failed: NotFrozen(channelId=" in again.stderr
+    assert "Traceback" not in again.stderr
+    bad = cli("status", "0x1234")
+    assert bad.returncode == 2 and "not a 32-byte hex channel id" in bad.stderr
+    unknown = cli("status", "0x" + "ab" * 32)
+    assert unknown.returncode == 1 and "no channel 0x" in unknown.stderr
