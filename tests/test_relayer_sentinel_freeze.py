@@ -3,8 +3,8 @@
 import json
 
 from conftest import UNIT
-from local_servers import json_http_server, smtp_server
 from eth_account import Account
+from local_servers import json_http_server, smtp_server
 from protocolbanks.relayer.chain_cache import ChainCache
 from protocolbanks.relayer.sentinel import HardLimits, SentinelGuard, SentinelPolicy
 from protocolbanks.relayer.sentinel.responder import SentinelResponder
