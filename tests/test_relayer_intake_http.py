@@ -234,3 +234,26 @@ def test_chain_view_too_old__refused_as_retryable_503_and_health_degraded(tmp_pa
         status, answer = await post(session, url, body(2 * U))
         assert (status, answer["payment"]) == (200, str(U))  # nothing was acknowledged while refused
     run_with_server(tmp_path, scenario, chain_lag=lambda: lag[0])
+
+
+def test_channel_endpoint__what_the_relayer_holds_and_settle_requests(tmp_path):
+    async def scenario(session, url, intake):
+        cid = "0x" + CHANNEL.hex()
+        async with session.get(f"{url}/v1/channels/{cid}") as r:
+            fresh = await r.json()
+            assert (r.status, fresh["acceptedCumulative"], fresh["deposit"]) == (200, "0", str(30 * U))
+        async with session.post(f"{url}/v1/channels/{cid}/settle") as r:
+            assert (r.status, (await r.json())["status"]) == (200, "nothing_to_settle")
+        await post(session, url, body(3 * U))
+        async with session.get(f"{url}/v1/channels/{cid}") as r:
+            held = await r.json()
+        assert (held["acceptedCumulative"], held["unsettled"], held["frozen"]) == (str(3 * U), str(3 * U), False)
+        async with session.post(f"{url}/v1/channels/{cid}/settle") as r:
+            assert (r.status, (await r.json())["status"]) == (202, "queued")
+        async with session.post(f"{url}/v1/channels/{cid}/settle") as r:
+            assert (r.status, (await r.json())["reason"]) == (429, "too_soon")
+        async with session.get(f"{url}/v1/channels/0x{'ee' * 32}") as r:
+            assert (r.status, (await r.json())["reason"]) == (404, "unknown_channel")
+        async with session.get(f"{url}/v1/channels/0x1234") as r:
+            assert (r.status, (await r.json())["reason"]) == (422, "invalid_field")
+    run_with_server(tmp_path, scenario)

@@ -9,6 +9,7 @@ from aiohttp import web
 from protocolbanks.relayer.intake import IntakeResult, VoucherIntake
 from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.openapi import openapi_document
+from protocolbanks.relayer.settle_requests import SettleRequests
 from protocolbanks.relayer.wire import SubmissionError, parse_submission
 
 log = logging.getLogger("protocolbanks.relayer.http")
@@ -28,6 +29,7 @@ REJECTION_STATUS = {
 }
 INTAKE = web.AppKey("intake", VoucherIntake)
 METRICS = web.AppKey("metrics", RelayerMetrics)
+SETTLE_REQUESTS = web.AppKey("settle_requests", SettleRequests)
 
 
 def _body(result: IntakeResult) -> dict[str, object]:
@@ -69,6 +71,50 @@ async def post_voucher(request: web.Request) -> web.Response:
     return web.json_response(_body(result), status=_status(result))
 
 
+def _channel_id(request: web.Request) -> bytes:
+    raw = request.match_info["channel_id"]
+    try:
+        channel_id = bytes.fromhex(raw.removeprefix("0x"))
+    except ValueError:
+        channel_id = b""
+    if len(channel_id) != 32:
+        raise web.HTTPUnprocessableEntity(reason="channel id must be 32 bytes of hex")
+    return channel_id
+
+
+async def get_channel(request: web.Request) -> web.Response:
+    """What this relayer holds for a channel: the gateway starts a channel it does not know from here."""
+    intake = request.app[INTAKE]
+    channel_id = _channel_id(request)
+    progress = intake.progress.get(channel_id)
+    snapshot = intake.snapshots(channel_id)
+    if progress is None and snapshot is None:
+        return web.json_response({"status": "rejected", "reason": "unknown_channel"}, status=404)
+    accepted = progress.accepted_cumulative if progress else 0
+    body: dict[str, object] = {
+        "channelId": "0x" + channel_id.hex(), "acceptedCumulative": str(accepted),
+        "settledCumulative": str(progress.settled_cumulative if progress else 0),
+        "unsettled": str(progress.unsettled if progress else 0),
+    }
+    if snapshot is not None:
+        body.update(deposit=str(snapshot.deposit), redeemedOnChain=str(snapshot.claimed), frozen=snapshot.frozen,
+                    closing=snapshot.closing, closed=snapshot.closed)
+    return web.json_response(body)
+
+
+async def settle_channel(request: web.Request) -> web.Response:
+    """Asks for the channel to be settled on the next round, whatever the thresholds (at most once a minute)."""
+    intake = request.app[INTAKE]
+    channel_id = _channel_id(request)
+    progress = intake.progress.get(channel_id)
+    if progress is None or progress.unsettled <= 0:
+        return web.json_response({"status": "nothing_to_settle", "channelId": "0x" + channel_id.hex()})
+    if not request.app[SETTLE_REQUESTS].ask(channel_id):
+        return web.json_response({"status": "rejected", "reason": "too_soon"}, status=429)
+    return web.json_response({"status": "queued", "channelId": "0x" + channel_id.hex(),
+                              "unsettled": str(progress.unsettled)}, status=202)
+
+
 async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
 
@@ -95,16 +141,21 @@ async def json_errors(request: web.Request, handler):  # type: ignore[no-untyped
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        reason = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        reason = {413: "body_too_large", 404: "not_found", 405: "method_not_allowed",
+                  422: "invalid_field"}.get(exc.status, "http_error")
         return web.json_response({"status": "rejected", "reason": reason, "message": exc.reason}, status=exc.status)
 
 
-def build_app(intake: VoucherIntake, metrics: RelayerMetrics | None = None) -> web.Application:
+def build_app(intake: VoucherIntake, metrics: RelayerMetrics | None = None,
+              settle_requests: SettleRequests | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
     app[INTAKE] = intake
+    app[SETTLE_REQUESTS] = settle_requests or SettleRequests()
     app[METRICS] = metrics or RelayerMetrics(
         unsettled=lambda: sum(p.unsettled for p in intake.progress.values()))
     app.router.add_post("/v1/vouchers", post_voucher)
+    app.router.add_get("/v1/channels/{channel_id}", get_channel)
+    app.router.add_post("/v1/channels/{channel_id}/settle", settle_channel)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/openapi.json", openapi)

@@ -14,6 +14,7 @@ REASONS = sorted({r.value for r in Rejection} | set(WIRE_REASONS))
 
 _UINT = {"type": "string", "pattern": "^[0-9]{1,78}$", "description": "unsigned integer, token base units"}
 _HEX32 = {"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$"}
+_CHANNEL_PARAM = {"name": "channelId", "in": "path", "required": True, "schema": _HEX32}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -61,6 +62,17 @@ def openapi_document() -> dict[str, Any]:
                                  "responses": {"200": {"description": "ok"},
                                                "503": {"description": "degraded: chain_unavailable"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/v1/channels/{channelId}": {"get": {
+                "summary": "What the relayer holds for a channel (acceptedCumulative, settledCumulative, unsettled, "
+                           "and the chain's deposit / redeemedOnChain / frozen / closing / closed)",
+                "parameters": [_CHANNEL_PARAM],
+                "responses": {"200": {"description": "the channel"}, "404": {"description": "unknown_channel"},
+                              "422": {"description": "invalid_field: not a 32-byte hex id"}}}},
+            "/v1/channels/{channelId}/settle": {"post": {
+                "summary": "Settle this channel on the next round whatever the thresholds (once a minute at most)",
+                "parameters": [_CHANNEL_PARAM],
+                "responses": {"202": {"description": "queued"}, "200": {"description": "nothing_to_settle"},
+                              "429": {"description": "too_soon"}}}},
         },
         "components": {"schemas": {"Voucher": voucher, "Answer": answer}},
     }
