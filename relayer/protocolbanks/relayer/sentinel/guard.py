@@ -96,6 +96,10 @@ class SentinelGuard:
         self._books.pop(key, None)
         self._curves.pop(key, None)
 
+    def mark_tripped(self, channel_id: bytes, epoch: int) -> None:
+        """A trip seen elsewhere (another worker, or before a restart): refuse the key here too."""
+        self._tripped.add((channel_id, epoch))
+
     def tripped_epochs(self, channel_id: bytes) -> list[int]:
         return sorted(epoch for channel, epoch in self._tripped if channel == channel_id)
 

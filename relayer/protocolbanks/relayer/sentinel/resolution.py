@@ -26,10 +26,12 @@ log = logging.getLogger("protocolbanks.relayer.sentinel")
 class FreezeResolutionWatcher:
     """A chain-cache hook: `(event name, args)`; acts only on channels with a tripped key."""
 
-    def __init__(self, guard: SentinelGuard, store: VoucherStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, guard: SentinelGuard, store: VoucherStore, clock: Callable[[], float] = time.time, *,
+                 record: bool = True) -> None:
         self.guard = guard
         self.store = store
         self.clock = clock
+        self.record = record  # with several workers, one of them records (the others only follow)
 
     def __call__(self, name: str, args: Mapping[str, Any]) -> None:
         if name == "ChannelUnfrozen":
@@ -45,6 +47,8 @@ class FreezeResolutionWatcher:
                              {"epochs": epochs, "redeemableUntil": int(args["redeemableUntil"])})
 
     def _record(self, channel_id: bytes, signer: str, kind: str, detail: dict[str, Any]) -> None:
+        if not self.record:
+            return
         log.warning("sentinel: %s on channel 0x%s", kind, channel_id.hex())
         with self.store.engine.begin() as connection:
             connection.execute(schema.sentinel_events.insert().values(

@@ -80,7 +80,7 @@ class SentinelResponder:
         return "0x" + bytes(tx_hash).hex()
 
     def _record(self, trip: SentinelTrip, action: str, freeze_tx: str | None) -> None:
-        detail = dict(trip.detail, payment=trip.payment)
+        detail = dict(trip.detail, payment=trip.payment, epoch=trip.epoch)
         with self.store.engine.begin() as connection:
             connection.execute(schema.sentinel_events.insert().values(
                 channel_id=trip.channel_id, signer=trip.signer, kind=trip.reason,
