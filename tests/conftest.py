@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from postgres_server import postgres_server, postgres_url, store_url  # noqa: F401 (fixtures)
 from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
 
 REDEEM_WINDOW = 3600

@@ -257,3 +257,34 @@ def test_channel_endpoint__what_the_relayer_holds_and_settle_requests(tmp_path):
         async with session.get(f"{url}/v1/channels/0x1234") as r:
             assert (r.status, (await r.json())["reason"]) == (422, "invalid_field")
     run_with_server(tmp_path, scenario)
+
+
+def test_two_instances_on_one_database__no_payment_counted_twice(tmp_path):
+    """Two relayer instances (workers) share the database; each decides from its own memory, and the store's
+    optimistic check makes the one that is behind decide again from what the database holds."""
+    from protocolbanks.relayer.wire import parse_submission
+
+    async def main():
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        a = VoucherIntake(VoucherStore(url), {CHANNEL: SNAPSHOT}.get, DOMAIN)
+        b = VoucherIntake(VoucherStore(url), {CHANNEL: SNAPSHOT}.get, DOMAIN)
+        await a.start()
+        await b.start()
+        try:
+            def sub(amount):
+                return parse_submission(json.dumps(body(amount)).encode())
+            first = await a.submit(sub(2 * U))
+            second = await b.submit(sub(3 * U))  # b still believes nothing was accepted
+            again = await a.submit(sub(3 * U))  # the same voucher through the other instance
+            fourth = await b.submit(sub(5 * U))
+        finally:
+            await a.stop()
+            await b.stop()
+        return first, second, again, fourth
+
+    first, second, again, fourth = asyncio.run(main())
+    assert (first.status, first.payment) == ("accepted", 2 * U)
+    assert (second.status, second.payment) == ("accepted", U)  # not 3 U: 2 of them were already paid through a
+    assert again.status == "stale"
+    assert (fourth.status, fourth.payment) == ("accepted", 2 * U)
+    assert first.payment + second.payment + fourth.payment == 5 * U

@@ -1,4 +1,5 @@
-"""The relayer as a real process against anvil: follows the chain, accepts over HTTP, survives SIGKILL.
+"""The relayer as a real process against anvil: follows the chain, accepts over HTTP, survives SIGKILL (also
+mid-settlement, with its transaction sent but not mined).
 
 Runs in the anvil pass of the suite (`make test-anvil`, part of `make test`); the in-process EVM has no RPC URL
 for a second process to reach.
@@ -17,7 +18,10 @@ import urllib.request
 import pytest
 from conftest import UNIT
 from eth_account import Account
+from protocolbanks.relayer import inspection
+from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.sdk import Voucher
+from web3.exceptions import TransactionNotFound
 
 pytestmark = pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="needs anvil: make test-anvil")
 
@@ -36,8 +40,8 @@ def relayer_env(chain, channels, payee, tmp_path, port):
                PB_RELAYER_SETTLEMENT__CONFIRMATIONS="0")
 
 
-def start_relayer(chain, channels, payee, tmp_path, port):
-    env = relayer_env(chain, channels, payee, tmp_path, port)
+def start_relayer(chain, channels, payee, tmp_path, port, **extra_env):
+    env = dict(relayer_env(chain, channels, payee, tmp_path, port), **extra_env)
     process = subprocess.Popen([sys.executable, "-m", "protocolbanks.relayer.cli", "relayer", "run"], env=env,
                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "relayer.log", "ab"))
     deadline = time.time() + 20
@@ -106,3 +110,73 @@ def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_cha
                              capture_output=True, text=True, timeout=120, check=False)
     assert settled.returncode == 0, settled.stderr
     assert "1 channels" in settled.stdout and channel.state().claimed == UNIT + UNIT // 4
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def settlements_in(tmp_path):
+    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+    try:
+        return inspection.settlements(store)
+    finally:
+        store.close()
+
+
+def test_relayer_process__sigkill_mid_settlement__restart_completes_it__paid_once(chain, channels, open_channel,
+                                                                                  payee, token, tmp_path):
+    """Killed after its settlement transaction went out, before it was mined (mining is off); the node then loses
+    the transaction too. The restarted relayer finds it in its ledger and broadcasts the same signed bytes (same
+    nonce, same hash); once mined, the payee has exactly what was accepted."""
+    channel = open_channel(10 * UNIT)
+    key = Account.create().key
+    channel.grant(key, total_cap=5 * UNIT, now=chain.pending_timestamp)
+    chain.mine()
+    port = free_port()
+    no_replacement = {"PB_RELAYER_SETTLEMENT__STUCK_AFTER_S": "600"}
+    relayer = start_relayer(chain, channels, payee, tmp_path, port, **no_replacement)
+    w3 = chain.provider.web3
+    before = token.balanceOf(payee)
+    try:
+        wait_for(lambda: post(port, submission(channel, key, UNIT // 2))[1].get("reason") != "unknown_channel", 10,
+                 "the chain follower to see the channel")
+        chain.provider.auto_mine = False
+        assert post(port, submission(channel, key, 2 * UNIT))[1]["status"] == "accepted"  # due: 2 U >= 1 U
+        sent = wait_for(lambda: [s for s in settlements_in(tmp_path) if s["status"] == "sent"], 20,
+                        "the settlement to be sent")[0]
+        tx_hash = sent["txHash"]
+        assert w3.eth.get_transaction(tx_hash)["blockNumber"] is None  # in the pool, not mined
+        relayer.send_signal(signal.SIGKILL)
+        relayer.wait(timeout=10)
+        chain.provider.make_request("anvil_dropTransaction", [tx_hash])  # and the node forgets it
+        with pytest.raises(TransactionNotFound):
+            w3.eth.get_transaction(tx_hash)
+
+        relayer = start_relayer(chain, channels, payee, tmp_path, port, **no_replacement)
+        wait_for(lambda: _known(w3, tx_hash), 20, "the restarted relayer to broadcast the recorded transaction")
+        chain.provider.auto_mine = True
+        chain.mine()
+        wait_for(lambda: [s for s in settlements_in(tmp_path) if s["status"] == "confirmed"], 20,
+                 "the settlement to be confirmed")
+    finally:
+        chain.provider.auto_mine = True
+        relayer.kill()
+        relayer.wait(timeout=10)
+    [settlement] = settlements_in(tmp_path)  # one settlement, one transaction: nothing was sent twice
+    assert (settlement["status"], settlement["txHash"], settlement["nonce"]) == ("confirmed", tx_hash, sent["nonce"])
+    assert [t["txHash"] for t in settlement["transactions"]] == [tx_hash]
+    assert channel.state().claimed == 2 * UNIT and token.balanceOf(payee) - before == 2 * UNIT
+
+
+def _known(w3, tx_hash):
+    try:
+        return w3.eth.get_transaction(tx_hash) is not None
+    except TransactionNotFound:
+        return False

@@ -16,6 +16,18 @@ command -v npm >/dev/null || { log "npm is required"; exit 1; }
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
+# 0. PostgreSQL server binaries (initdb, pg_ctl): the relayer's PostgreSQL tests start a throw-away server of
+#    their own on loopback (tests/postgres_server.py). Debian's package, installed only when they are missing.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing PostgreSQL (Debian package postgresql) for the relayer's PostgreSQL tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 postgresql >/dev/null
+  else
+    log "PostgreSQL binaries not found and cannot apt-get them: install 'postgresql' or set PB_SKIP_POSTGRES=1"
+  fi
+fi
+
 # 1. Python packages, pinned.
 py_hash="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ]; then

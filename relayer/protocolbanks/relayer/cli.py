@@ -29,7 +29,7 @@ from protocolbanks.relayer.sentinel import SentinelGuard
 from protocolbanks.relayer.sentinel.resolution import FreezeResolutionWatcher
 from protocolbanks.relayer.sentinel.responder import SentinelResponder
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
-from protocolbanks.relayer.settler import Settler
+from protocolbanks.relayer.settler import Settler, settler_options
 from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.relayer.store.voucher_store import StoreError
 from protocolbanks.sdk import ChannelDomain
@@ -119,10 +119,11 @@ def channels_command(config_path: Path | None, pending: bool) -> None:
 
 @relayer.command("settlements")
 @config_option
-@click.option("--failed", is_flag=True, help="Only failed settlements, with their errors.")
+@click.option("--failed", is_flag=True,
+              help="Only failed settlements and those with rows the contract refused for good, with the errors.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 def settlements_command(config_path: Path | None, failed: bool, limit: int) -> None:
-    """List settlement transactions, newest first."""
+    """List settlements, newest first: status, every transaction (same-nonce replacements too), each row's outcome."""
     store = open_store(load_config(config_path))
     click.echo(json.dumps(inspection.settlements(store, failed_only=failed, limit=limit), indent=2))
 
@@ -151,17 +152,19 @@ def settle(config_path: Path | None, wait: bool) -> None:
     cache.poll()
     settler = Settler(w3, config.contract, account, store, cache.get,
                       SettlementPolicy(threshold=1, interval_ms=1, max_batch=config.settlement.max_batch),
-                      confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas)
-    outcomes = settler.settle_due()
-    for outcome in outcomes:
-        click.echo(f"settlement {outcome.settlement_id}: {outcome.channels} channels, tx {outcome.tx_hash}")
-    if not outcomes:
-        click.echo("nothing to settle")
+                      **settler_options(config))
+    sent = 0
     deadline = time.time() + 120
-    while wait and settler.ledger.sent() and time.time() < deadline:
-        settler.confirm_sent()
+    while True:  # a round confirms what is in flight (an earlier run's too), broadcasts again, replaces a stuck
+        for outcome in settler.run_round().sent:  # transaction, retries a failed attempt, then sends what is due
+            sent += 1
+            click.echo(f"settlement {outcome.settlement_id}: {outcome.channels} channels, tx {outcome.tx_hash}")
+        if not (wait and settler.ledger.in_flight() and time.time() < deadline):
+            break
         time.sleep(1)
-    if wait and settler.ledger.sent():
+    if not sent:
+        click.echo("nothing to settle")
+    if wait and settler.ledger.in_flight():
         raise click.ClickException("settlements sent but not confirmed within 2 minutes; see `settlements`")
 
 
@@ -218,15 +221,9 @@ def run(config_path: Path | None) -> None:
                           SettlementPolicy(threshold=config.settlement.threshold,
                                            interval_ms=config.settlement.interval_s * 1000,
                                            max_batch=config.settlement.max_batch),
-                          confirmations=config.settlement.confirmations, max_fee_per_gas=config.max_fee_per_gas,
-                          metrics=metrics)
-
-        def settlement_round() -> None:
-            settler.settle_due()
-            settler.confirm_sent()
-
-        # A failed round is retried on the next one; cumulative vouchers make re-sending harmless.
-        app.cleanup_ctx.append(periodically("settlement round", settlement_round, interval))
+                          metrics=metrics, **settler_options(config))
+        # A failed round backs off and is retried; cumulative vouchers make re-sending harmless.
+        app.cleanup_ctx.append(periodically("settlement round", settler.run_round, interval))
     else:
         log.warning("no payee key configured: accepting vouchers, not settling")
     try:

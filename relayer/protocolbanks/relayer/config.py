@@ -44,6 +44,12 @@ class SettlementConfig(BaseModel):
     interval_s: int = Field(3_600, gt=0, description="Settle anything older than this many seconds.")
     max_batch: int = Field(100, gt=0, le=500)
     confirmations: int = Field(2, ge=0)
+    stuck_after_s: int = Field(60, gt=0, description="Replace a settlement transaction not mined after this long "
+                                                     "(same nonce and calldata, higher fees).")
+    fee_bump_bps: int = Field(1_250, ge=1_250, le=100_000, description="Raise both fees of a replacement by at "
+                                                                       "least this (basis points; 1250 = 12.5 %).")
+    retry_initial_ms: int = Field(1_000, gt=0, description="First wait after a failed attempt (RPC down, refused).")
+    retry_max_s: int = Field(300, gt=0, description="Longest wait between attempts (the backoff doubles up to it).")
 
 
 class SentinelConfig(BaseModel):

@@ -3,6 +3,7 @@ reason code, never a traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -26,6 +27,8 @@ REJECTION_STATUS = {
     "channel_closed": 409,
     "key_expired": 409,
     "chain_unavailable": 503,
+    "channel_busy": 503,
+    "request_id_reused": 409,
 }
 INTAKE = web.AppKey("intake", VoucherIntake)
 METRICS = web.AppKey("metrics", RelayerMetrics)
@@ -111,6 +114,9 @@ async def settle_channel(request: web.Request) -> web.Response:
         return web.json_response({"status": "nothing_to_settle", "channelId": "0x" + channel_id.hex()})
     if not request.app[SETTLE_REQUESTS].ask(channel_id):
         return web.json_response({"status": "rejected", "reason": "too_soon"}, status=429)
+    queued = await asyncio.get_running_loop().run_in_executor(None, intake.store.request_settlement, channel_id)
+    if not queued:
+        return web.json_response({"status": "nothing_to_settle", "channelId": "0x" + channel_id.hex()})
     return web.json_response({"status": "queued", "channelId": "0x" + channel_id.hex(),
                               "unsettled": str(progress.unsettled)}, status=202)
 

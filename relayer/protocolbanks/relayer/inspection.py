@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from protocolbanks.relayer.store import VoucherStore, schema
-from sqlalchemy import desc, select
+from sqlalchemy import desc, or_, select
 
 
 def channels(store: VoucherStore, *, pending_only: bool = False) -> list[dict[str, Any]]:
@@ -25,15 +25,45 @@ def channels(store: VoucherStore, *, pending_only: bool = False) -> list[dict[st
 
 
 def settlements(store: VoucherStore, *, failed_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-    s = schema.channel_settlements
+    """Settlements, newest first, each with every transaction signed for it (the first and its same-nonce
+    replacements; `minedTx` is the one that counted) and each row's outcome. `failed_only`: settlements that
+    failed as a whole, and those with rows the contract refused for good (`failedItems`, with the decoded error)."""
+    s, items, t = schema.channel_settlements, schema.settlement_items, schema.settlement_transactions
     query = select(s).order_by(desc(s.c.id)).limit(limit)
     if failed_only:
-        query = query.where(s.c.status == "failed")
+        failed_rows = select(items.c.settlement_id).where(items.c.outcome == "failed")
+        query = query.where(or_(s.c.status == "failed", s.c.id.in_(failed_rows)))
     with store.engine.connect() as connection:
         rows = connection.execute(query).mappings().all()
-    return [{"id": r["id"], "status": r["status"], "txHash": "0x" + bytes(r["tx_hash"]).hex() if r["tx_hash"] else None,
-             "total": str(r["total"]), "gasUsed": r["gas_used"], "block": r["block_number"], "error": r["error"],
-             "createdMs": r["created_at_ms"], "completedMs": r["completed_at_ms"]} for r in rows]
+        ids = [r["id"] for r in rows]
+        rows_of: dict[int, list[Any]] = {i: [] for i in ids}
+        txs_of: dict[int, list[Any]] = {i: [] for i in ids}
+        for item in connection.execute(select(items).where(items.c.settlement_id.in_(ids))).mappings():
+            rows_of[item["settlement_id"]].append(item)
+        for tx in connection.execute(select(t).where(t.c.settlement_id.in_(ids))
+                                     .order_by(t.c.signed_at_ms)).mappings():
+            txs_of[tx["settlement_id"]].append(tx)
+    out = []
+    for r in rows:
+        entries = [{"channelId": _hex(i["channel_id"]), "cumulative": str(i["cumulative"]), "outcome": i["outcome"],
+                    "error": i["error"]} for i in rows_of[r["id"]]]
+        out.append({
+            "id": r["id"], "status": r["status"], "txHash": _hex(r["tx_hash"]) if r["tx_hash"] else None,
+            "nonce": r["nonce"], "total": str(r["total"]), "gasUsed": r["gas_used"], "block": r["block_number"],
+            "error": r["error"], "errorClass": r["error_class"], "attempts": r["attempts"],
+            "retryAtMs": r["retry_at_ms"], "createdMs": r["created_at_ms"], "completedMs": r["completed_at_ms"],
+            "transactions": [{"txHash": _hex(x["tx_hash"]), "status": x["status"],
+                              "maxFeePerGas": str(x["max_fee_per_gas"]),
+                              "maxPriorityFeePerGas": str(x["max_priority_fee_per_gas"]),
+                              "signedMs": x["signed_at_ms"]} for x in txs_of[r["id"]]],
+            "items": entries,
+            "failedItems": [e for e in entries if e["outcome"] == "failed"],
+        })
+    return out
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
 
 
 def sentinel_events(store: VoucherStore, *, limit: int = 50) -> list[dict[str, Any]]:

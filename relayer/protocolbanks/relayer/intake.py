@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from protocolbanks.relayer.store import AcceptedVoucher, ChannelProgress, VoucherStore
+from protocolbanks.relayer.store.voucher_store import CONFLICT, REFUSED
 from protocolbanks.relayer.wire import VoucherSubmission
 from protocolbanks.sdk.acceptance import ChannelSnapshot, PeriodUsage, evaluate_voucher
 from protocolbanks.sdk.keccak import keccak256
@@ -48,7 +49,7 @@ class IntakeResult:
 @dataclass
 class _Pending:
     voucher: AcceptedVoucher
-    done: asyncio.Future[None]
+    done: asyncio.Future[str]
 
 
 @dataclass
@@ -73,9 +74,10 @@ class GroupCommitWriter:
             except asyncio.CancelledError:
                 pass
 
-    async def write(self, voucher: AcceptedVoucher) -> None:
-        """Returns once the voucher is durable; raises if the commit failed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def write(self, voucher: AcceptedVoucher) -> str:
+        """Returns once the voucher's fate is durable: STORED, CONFLICT (decide again) or REFUSED; raises if the
+        commit failed."""
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(voucher, done))
         self._wakeup.set()
         return await done
@@ -88,24 +90,27 @@ class GroupCommitWriter:
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
                 try:
-                    await loop.run_in_executor(None, self.store.append, [p.voucher for p in batch])
+                    outcomes = await loop.run_in_executor(None, self.store.append, [p.voucher for p in batch])
                 except Exception as exc:
                     for pending in batch:
                         if not pending.done.done():
                             pending.done.set_exception(exc)
                     continue
                 self.commits += 1
-                for pending in batch:
+                for pending, outcome in zip(batch, outcomes, strict=True):
                     if not pending.done.done():
-                        pending.done.set_result(None)
+                        pending.done.set_result(outcome)
 
 
 CHAIN_UNAVAILABLE = "chain_unavailable"
+CHANNEL_BUSY = "channel_busy"  # still conflicting with other relayer instances after retries: retry later
+REQUEST_ID_REUSED = "request_id_reused"  # the client used this requestId for another voucher
 
 
 class VoucherIntake:
     """The decision and durability path of one relayer instance."""
 
+    CONFLICT_RETRIES = 3
     RECENT_REQUESTS = 100_000  # idempotency answers kept in memory; older ones are read back from the store
 
     def __init__(self, store: VoucherStore, snapshots: SnapshotSource, domain: ChannelDomain, *,
@@ -165,6 +170,18 @@ class VoucherIntake:
             return self._reject(sub, "invalid_signature")
         async with self._lock(sub.channel_id):
             result = await self._decide_and_store(sub, signer)
+            for _ in range(self.CONFLICT_RETRIES):
+                if result.reason != CONFLICT:
+                    break
+                # another relayer instance on the same database accepted a voucher of this channel meanwhile:
+                # start from what the database holds and decide again
+                stored = await asyncio.get_running_loop().run_in_executor(None, self.store.channel_progress,
+                                                                          sub.channel_id)
+                if stored is not None:
+                    self.progress[sub.channel_id] = stored
+                result = await self._decide_and_store(sub, signer)
+            if result.reason == CONFLICT:
+                result = self._reject(sub, CHANNEL_BUSY)
         if sub.request_id is not None and result.accepted:
             self._by_request[sub.request_id] = result
             if len(self._by_request) > self.RECENT_REQUESTS:
@@ -203,9 +220,13 @@ class VoucherIntake:
             channel_id=sub.channel_id, payer=snapshot.payer, payee=snapshot.payee, token=snapshot.token,
             signer=signer, epoch=sub.terms.epoch, cumulative=sub.cumulative, amount=decision.payment,
             terms=sub.terms.pack(), r=sub.signature.r, vs=sub.signature.vs, received_at_ms=now_ms,
-            period=usage, request_id=sub.request_id, resource=sub.resource,
+            period=usage, request_id=sub.request_id, resource=sub.resource, previous_cumulative=accepted,
         )
-        await self.writer.write(voucher)  # durable before anyone hears "accepted"
+        outcome = await self.writer.write(voucher)  # durable before anyone hears "accepted"
+        if outcome == REFUSED:
+            return self._reject(sub, REQUEST_ID_REUSED)
+        if outcome == CONFLICT:
+            return self._reject(sub, CONFLICT)
         self.progress[sub.channel_id] = ChannelProgress(
             channel_id=sub.channel_id, accepted_cumulative=sub.cumulative,
             settled_cumulative=known.settled_cumulative if known else 0, epoch=sub.terms.epoch, period=usage,

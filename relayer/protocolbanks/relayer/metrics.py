@@ -18,6 +18,12 @@ class RelayerMetrics:
                                    registry=self.registry)
         self.gas_used = Counter("pb_settlement_gas_used_total", "Gas used by confirmed settlements",
                                 registry=self.registry)
+        self.settlement_failures = Counter(
+            "pb_settlement_failures_total", "Settlement failures (RPC, refused transactions, skipped rows) by class "
+            "(transient, stale_terms, nothing_due, permanent) and reason", ["class", "reason"], registry=self.registry)
+        self.settlement_replacements = Counter("pb_settlement_replacements_total",
+                                               "Same-nonce fee-bumped replacements of stuck settlement transactions",
+                                               registry=self.registry)
         self.settlement_latency = Histogram(
             "pb_settlement_latency_seconds", "From a channel's first unsettled payment to its confirmed redemption",
             buckets=(1, 5, 15, 60, 300, 900, 3600, 7200, 21600), registry=self.registry)

@@ -9,7 +9,7 @@ from protocolbanks.sdk.acceptance import Rejection
 WIRE_REASONS = ["invalid_json", "invalid_field", "invalid_signature_length", "invalid_signature", "wrong_chain",
                 "wrong_payee", "body_too_large", "sentinel_key_tripped", "sentinel_spike", "sentinel_max_per_payment",
                 "sentinel_max_per_minute", "sentinel_max_per_hour", "sentinel_min_remaining_balance",
-                "chain_unavailable"]
+                "chain_unavailable", "channel_busy", "request_id_reused"]
 REASONS = sorted({r.value for r in Rejection} | set(WIRE_REASONS))
 
 _UINT = {"type": "string", "pattern": "^[0-9]{1,78}$", "description": "unsigned integer, token base units"}

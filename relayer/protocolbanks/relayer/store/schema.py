@@ -19,7 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    func,
+    or_,
 )
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -43,6 +47,15 @@ class BaseUnits(TypeDecorator[int]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         return None if value is None else int(value)
+
+
+def units_greater(dialect_name: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[bool]:
+    """SQL for `left > right` on two BaseUnits columns: numeric on PostgreSQL; on SQLite, where they are decimal
+    text and compare as text ("9" > "10"), the longer number is greater and equal lengths compare digit by digit."""
+    if dialect_name == "postgresql":
+        return left > right
+    longer, same_length = func.length(left) > func.length(right), func.length(left) == func.length(right)
+    return or_(longer, and_(same_length, left > right))
 
 
 metadata = MetaData()
@@ -88,8 +101,8 @@ Index("channel_payments_by_channel", channel_payments.c.channel_id, channel_paym
 channel_settlements = Table(
     "channel_settlements", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("status", String(16), nullable=False),  # queued, sent, confirmed, failed, replaced
-    Column("tx_hash", LargeBinary(32), nullable=True),
+    Column("status", String(16), nullable=False),  # queued, sent, confirmed, failed, dropped (v1: replaced)
+    Column("tx_hash", LargeBinary(32), nullable=True),  # the newest transaction sent; once confirmed, the mined one
     Column("nonce", BigInteger, nullable=True),
     Column("total", BaseUnits, nullable=False),
     Column("gas_used", BigInteger, nullable=True),
@@ -98,6 +111,10 @@ channel_settlements = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("completed_at_ms", BigInteger, nullable=True),
+    # v2
+    Column("token", String(42), nullable=True),
+    Column("error_class", String(16), nullable=True),  # transient, stale_terms, nothing_due, permanent
+    Column("retry_at_ms", BigInteger, nullable=True),  # a queued settlement is tried again from then (backoff)
 )
 
 settlement_items = Table(
@@ -106,6 +123,39 @@ settlement_items = Table(
            primary_key=True),
     Column("channel_id", LargeBinary(32), primary_key=True),
     Column("cumulative", BaseUnits, nullable=False),
+    # v2: what the mined transaction did with the row (redeemed, nothing_due, skipped, failed) and why
+    Column("outcome", String(16), nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+# v2: every transaction signed for a settlement (same nonce; fee-bumped replacements), recorded before it is
+# broadcast, with its signed bytes, so a restarted relayer can re-broadcast it and never forgets one it sent.
+settlement_transactions = Table(
+    "settlement_transactions", metadata,
+    Column("tx_hash", LargeBinary(32), primary_key=True),
+    Column("settlement_id", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("channel_settlements.id"),
+           nullable=False, index=True),
+    Column("nonce", BigInteger, nullable=False),
+    Column("max_fee_per_gas", BaseUnits, nullable=False),
+    Column("max_priority_fee_per_gas", BaseUnits, nullable=False),
+    Column("raw", LargeBinary, nullable=True),
+    Column("status", String(16), nullable=False),  # signed, broadcast, rejected, mined, replaced
+    Column("signed_at_ms", BigInteger, nullable=False),
+    Column("broadcast_at_ms", BigInteger, nullable=True),
+)
+
+# v2: a channel whose newest voucher failed on-chain waits here: until `retry_at_ms` (transient), or for good
+# (NULL: permanent) unless a newer voucher than `cumulative` arrives.
+settlement_holds = Table(
+    "settlement_holds", metadata,
+    Column("channel_id", LargeBinary(32), primary_key=True),
+    Column("cumulative", BaseUnits, nullable=False),
+    Column("error_class", String(16), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("retry_at_ms", BigInteger, nullable=True),
+    Column("settlement_id", BigInteger, nullable=True),
+    Column("updated_at_ms", BigInteger, nullable=False),
 )
 
 session_keys = Table(

@@ -5,13 +5,31 @@ Synchronous (SQLAlchemy Core); the async intake calls it from a writer thread so
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from protocolbanks.relayer.store import schema
 from protocolbanks.relayer.store.migrations import migrate
 from protocolbanks.sdk.acceptance import PeriodUsage
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+log = logging.getLogger("protocolbanks.relayer.store")
 
 
 class StoreError(Exception):
@@ -37,6 +55,10 @@ class AcceptedVoucher:
     period: PeriodUsage
     request_id: str | None = None
     resource: str | None = None
+    previous_cumulative: int | None = None  # what the decision assumed was accepted before (None: no check)
+
+
+STORED, CONFLICT, REFUSED = "stored", "conflict", "refused"
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,15 @@ class ChannelProgress:
     @property
     def unsettled(self) -> int:
         return self.accepted_cumulative - self.settled_cumulative
+
+
+def _progress(r: Any) -> ChannelProgress:
+    return ChannelProgress(
+        channel_id=bytes(r["channel_id"]), accepted_cumulative=r["accepted_cumulative"],
+        settled_cumulative=r["settled_cumulative"], epoch=r["epoch"],
+        period=PeriodUsage(r["period_index"], r["period_spent"]),
+        first_unsettled_at_ms=r["first_unsettled_at_ms"], last_activity_at_ms=r["last_activity_at_ms"],
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -78,17 +109,53 @@ class VoucherStore:
         self.schema_version = migrate(self.engine)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
-    def append(self, batch: list[AcceptedVoucher]) -> None:
-        """Stores the batch in one transaction (two bulk statements), or nothing if any row is refused."""
+    def append(self, batch: list[AcceptedVoucher]) -> list[str]:
+        """Stores the batch; returns, per voucher, `STORED`, `CONFLICT` (its channel moved on in the database since
+        the decision — another relayer instance accepted a voucher: decide again) or `REFUSED` (the database
+        refused the row, e.g. a request id already used). Normally one transaction of two bulk statements; when
+        any row conflicts or is refused, each voucher goes in its own transaction so one bad row never fails
+        its batch-mates."""
         if not batch:
-            return
+            return []
+        try:
+            if len({v.request_id for v in batch if v.request_id}) == sum(1 for v in batch if v.request_id):
+                with self.engine.begin() as connection:
+                    if self._write(connection, batch):
+                        return [STORED] * len(batch)
+                    connection.rollback()
+        except IntegrityError:
+            pass
+        return [self._append_one(voucher) for voucher in batch]
+
+    def _append_one(self, voucher: AcceptedVoucher) -> str:
+        try:
+            with self.engine.begin() as connection:
+                if self._write(connection, [voucher]):
+                    return STORED
+                connection.rollback()
+                return CONFLICT
+        except IntegrityError as exc:
+            log.warning("voucher for channel 0x%s refused by the database: %s", voucher.channel_id.hex(),
+                        exc.orig)
+            return REFUSED
+
+    def _write(self, connection: Connection, batch: list[AcceptedVoucher]) -> bool:
+        """The two bulk statements; False (caller rolls back) when a channel row did not match its expected
+        previous cumulative."""
         channels = schema.payment_channels
         latest: dict[bytes, AcceptedVoucher] = {}
-        first_seen: dict[bytes, int] = {}
+        first: dict[bytes, AcceptedVoucher] = {}
         for voucher in batch:
+            known = latest.get(voucher.channel_id)
+            if known is not None and voucher.previous_cumulative not in (None, known.cumulative):
+                return False
             latest[voucher.channel_id] = voucher  # vouchers of one channel arrive in increasing order
-            first_seen.setdefault(voucher.channel_id, voucher.received_at_ms)
+            first.setdefault(voucher.channel_id, voucher)
         upsert = self._insert(channels)
+        guarded = schema.units_greater(self.engine.dialect.name, upsert.excluded.accepted_cumulative,
+                                       channels.c.accepted_cumulative)
+        # optimistic concurrency between relayer instances: the row must still hold what the decision was based on
+        expected = channels.c.accepted_cumulative == bindparam("expected_previous", type_=schema.BaseUnits())
         upsert = upsert.on_conflict_do_update(
             index_elements=[channels.c.channel_id],
             set_={
@@ -101,23 +168,47 @@ class VoucherStore:
                 "first_unsettled_at_ms": func.coalesce(channels.c.first_unsettled_at_ms,
                                                        upsert.excluded.first_unsettled_at_ms),
             },
+            where=and_(guarded, or_(bindparam("check_previous", type_=Boolean()) == false(), expected)),
         )
         channel_rows = [
             {"channel_id": v.channel_id, "payer": v.payer, "payee": v.payee, "token": v.token,
              "accepted_cumulative": v.cumulative, "settled_cumulative": 0, "period_index": v.period.index,
-             "period_spent": v.period.spent, "epoch": v.epoch, "first_unsettled_at_ms": first_seen[cid],
-             "last_activity_at_ms": v.received_at_ms}
-            for cid, v in latest.items()
+             "period_spent": v.period.spent, "epoch": v.epoch,
+             "first_unsettled_at_ms": first[cid].received_at_ms, "last_activity_at_ms": v.received_at_ms,
+             "check_previous": first[cid].previous_cumulative is not None,
+             "expected_previous": first[cid].previous_cumulative or 0}
+            for cid, v in sorted(latest.items())  # one lock order for every writer: concurrent batches never deadlock
         ]
+        # rows written come back through RETURNING (executemany rowcounts are not reliable across drivers)
+        written = connection.execute(upsert.returning(channels.c.channel_id), channel_rows).all()
+        if len(written) != len(channel_rows):
+            return False
         payment_rows = [
             {"channel_id": v.channel_id, "request_id": v.request_id, "signer": v.signer, "epoch": v.epoch,
              "cumulative": v.cumulative, "amount": v.amount, "terms": v.terms, "r": v.r, "vs": v.vs,
              "resource": v.resource, "received_at_ms": v.received_at_ms}
             for v in batch
         ]
+        connection.execute(schema.channel_payments.insert(), payment_rows)
+        return True
+
+    def channel_progress(self, channel_id: bytes) -> ChannelProgress | None:
+        """One channel's progress as stored (after a conflict with another instance)."""
+        c = schema.payment_channels
+        with self.engine.connect() as connection:
+            row = connection.execute(select(c).where(c.c.channel_id == channel_id)).mappings().first()
+        return None if row is None else _progress(row)
+
+    def request_settlement(self, channel_id: bytes) -> bool:
+        """Makes a channel with unsettled money due at once, whichever instance settles: its unsettled-since
+        clock is moved back to 1 ms after the epoch, so the settlement interval has passed (not 0: a falsy clock
+        reads as "unset" in too many places). False if nothing is unsettled."""
+        c = schema.payment_channels
         with self.engine.begin() as connection:
-            connection.execute(upsert, channel_rows)
-            connection.execute(schema.channel_payments.insert(), payment_rows)
+            result = connection.execute(update(c).where(c.c.channel_id == channel_id,
+                                                        c.c.first_unsettled_at_ms.is_not(None))
+                                        .values(first_unsettled_at_ms=1))
+        return bool(result.rowcount)
 
     def payment_for_request(self, request_id: str) -> tuple[bytes, int, int] | None:
         """(channel id, cumulative, amount) stored under a client's idempotency key, if any."""
@@ -134,109 +225,14 @@ class VoucherStore:
         query = select(c).where(c.c.first_unsettled_at_ms.is_not(None)) if unsettled_only else select(c)
         with self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        return {
-            bytes(r["channel_id"]): ChannelProgress(
-                channel_id=bytes(r["channel_id"]), accepted_cumulative=r["accepted_cumulative"],
-                settled_cumulative=r["settled_cumulative"], epoch=r["epoch"],
-                period=PeriodUsage(r["period_index"], r["period_spent"]),
-                first_unsettled_at_ms=r["first_unsettled_at_ms"], last_activity_at_ms=r["last_activity_at_ms"],
-            )
-            for r in rows
-        }
+        return {bytes(r["channel_id"]): _progress(r) for r in rows}
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-@dataclass(frozen=True)
-class SettlementItem:
-    """One channel in a settlement: the voucher that will be redeemed."""
+# The settlement ledger lives in its own module; imported here for callers that know it from this one.
+from protocolbanks.relayer.store.settlement_ledger import SettlementItem, SettlementLedger  # noqa: E402
 
-    channel_id: bytes
-    token: str
-    cumulative: int
-    terms: int
-    r: bytes
-    vs: bytes
-
-
-class SettlementLedger:
-    """Settlements as rows: queued -> sent -> confirmed | failed. Shares the VoucherStore's database."""
-
-    def __init__(self, store: VoucherStore) -> None:
-        self.engine = store.engine
-
-    def newest_vouchers(self, channel_ids: list[bytes]) -> dict[bytes, SettlementItem]:
-        """The highest accepted voucher of each channel (the one worth redeeming)."""
-        p, c = schema.channel_payments, schema.payment_channels
-        out: dict[bytes, SettlementItem] = {}
-        with self.engine.connect() as connection:
-            for channel_id in channel_ids:
-                row = connection.execute(
-                    select(p.c.cumulative, p.c.terms, p.c.r, p.c.vs, c.c.token)
-                    .join(c, c.c.channel_id == p.c.channel_id)
-                    .where(p.c.channel_id == channel_id, p.c.cumulative == c.c.accepted_cumulative)
-                    .limit(1)
-                ).first()
-                if row is not None:
-                    out[channel_id] = SettlementItem(channel_id, row.token, int(row.cumulative), int(row.terms),
-                                                     bytes(row.r), bytes(row.vs))
-        return out
-
-    def record_sent(self, items: list[SettlementItem], tx_hash: bytes, nonce: int, now_ms: int) -> int:
-        s = schema.channel_settlements
-        with self.engine.begin() as connection:
-            settlement_id = connection.execute(s.insert().values(
-                status="sent", tx_hash=tx_hash, nonce=nonce, total=0, attempts=1, created_at_ms=now_ms,
-            ).returning(s.c.id)).scalar_one()
-            connection.execute(schema.settlement_items.insert(), [
-                {"settlement_id": settlement_id, "channel_id": i.channel_id, "cumulative": i.cumulative}
-                for i in items
-            ])
-        return int(settlement_id)
-
-    def sent(self) -> list[tuple[int, bytes, int, int]]:
-        """(id, tx hash, nonce, sent at ms) of settlements waiting for confirmation."""
-        s = schema.channel_settlements
-        with self.engine.connect() as connection:
-            rows = connection.execute(select(s.c.id, s.c.tx_hash, s.c.nonce, s.c.created_at_ms)
-                                      .where(s.c.status == "sent")).all()
-        return [(int(r[0]), bytes(r[1]), int(r[2]), int(r[3])) for r in rows]
-
-    def confirm(self, settlement_id: int, *, total: int, block_number: int, gas_used: int, now_ms: int) -> None:
-        """Marks the settlement done and moves its channels' settled amount forward (never backwards)."""
-        s, items, c = schema.channel_settlements, schema.settlement_items, schema.payment_channels
-        with self.engine.begin() as connection:
-            connection.execute(s.update().where(s.c.id == settlement_id).values(
-                status="confirmed", total=total, block_number=block_number, gas_used=gas_used,
-                completed_at_ms=now_ms))
-            for row in connection.execute(select(items.c.channel_id, items.c.cumulative)
-                                          .where(items.c.settlement_id == settlement_id)).all():
-                current = connection.execute(select(c.c.settled_cumulative, c.c.accepted_cumulative)
-                                             .where(c.c.channel_id == row.channel_id)).one()
-                settled = max(int(current.settled_cumulative), int(row.cumulative))
-                connection.execute(c.update().where(c.c.channel_id == row.channel_id).values(
-                    settled_cumulative=settled,
-                    first_unsettled_at_ms=None if settled >= int(current.accepted_cumulative)
-                    else c.c.first_unsettled_at_ms))
-
-    def in_flight(self) -> dict[bytes, tuple[int, int]]:
-        """Channel id -> (settlement id, sent at ms) for settlements sent and not yet confirmed or failed."""
-        s, items = schema.channel_settlements, schema.settlement_items
-        with self.engine.connect() as connection:
-            rows = connection.execute(select(items.c.channel_id, s.c.id, s.c.created_at_ms)
-                                      .join(s, s.c.id == items.c.settlement_id).where(s.c.status == "sent")).all()
-        return {bytes(r[0]): (int(r[1]), int(r[2])) for r in rows}
-
-    def mark_replaced(self, settlement_id: int, now_ms: int) -> None:
-        """A settlement given up on (not mined in time): its vouchers are sent again in a new one."""
-        s = schema.channel_settlements
-        with self.engine.begin() as connection:
-            connection.execute(s.update().where(s.c.id == settlement_id, s.c.status == "sent").values(
-                status="replaced", completed_at_ms=now_ms))
-
-    def fail(self, settlement_id: int, error: str, now_ms: int) -> None:
-        s = schema.channel_settlements
-        with self.engine.begin() as connection:
-            connection.execute(s.update().where(s.c.id == settlement_id).values(
-                status="failed", error=error[:2000], completed_at_ms=now_ms))
+__all__ = ["CONFLICT", "REFUSED", "STORED", "AcceptedVoucher", "ChannelProgress", "SettlementItem",
+           "SettlementLedger", "StoreError", "VoucherStore"]
