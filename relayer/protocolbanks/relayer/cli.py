@@ -28,10 +28,12 @@ from protocolbanks.relayer.payer_cli import payer
 from protocolbanks.relayer.sentinel import SentinelGuard
 from protocolbanks.relayer.sentinel.resolution import FreezeResolutionWatcher
 from protocolbanks.relayer.sentinel.responder import SentinelResponder
+from protocolbanks.relayer.sentinel.trip_feed import SentinelTripFeed
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settler import Settler, settler_options
 from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.relayer.store.voucher_store import StoreError
+from protocolbanks.relayer.workers import WorkerSupervisor, worker_command, worker_index
 from protocolbanks.sdk import ChannelDomain
 from pydantic import ValidationError
 from web3 import Web3
@@ -186,6 +188,13 @@ def run(config_path: Path | None) -> None:
     """Start the voucher intake (HTTP), the chain follower, the Sentinel's responses and settlement."""
     logging.basicConfig(level=logging.INFO, format='{"level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
     config = load_config(config_path)
+    index = worker_index()
+    if config.workers > 1 and index is None:
+        connect(config)  # fail here, once, if the RPC is unreachable
+        open_store(config).close()  # migrate the schema once, before the workers open the database together
+        log.info("starting %s workers on %s:%s", config.workers, config.listen_host, config.listen_port)
+        sys.exit(WorkerSupervisor(worker_command(), config.workers).run())
+    leader = index in (None, 0)  # settles and records payers' decisions; every worker accepts vouchers
     w3 = connect(config)
     chain_id = w3.eth.chain_id
     store = open_store(config)
@@ -201,19 +210,23 @@ def run(config_path: Path | None) -> None:
                                   notifiers=payer_notifiers,
                                   on_trip_counted=lambda reason: metrics.sentinel_trips.labels(reason).inc())
     sentinel = SentinelGuard(sentinel_wiring.sentinel_policy(config), on_trip=responder.enqueue)
-    cache.hooks.append(FreezeResolutionWatcher(sentinel, store))
+    cache.hooks.append(FreezeResolutionWatcher(sentinel, store, record=leader))
+    trip_feed = SentinelTripFeed(store, sentinel)
+    trip_feed.poll()  # trips recorded before this start (or by other workers) refuse their keys here too
     intake = VoucherIntake(store, cache.get, ChannelDomain(chain_id, config.contract), payee=config.payee,
                            sentinel=sentinel, chain_lag=cache.seconds_behind, max_chain_lag_s=config.max_chain_lag_s)
     # read from the database: the settler moves "settled" there, not in the intake's memory
-    metrics.unsettled.set_function(
-        lambda: float(sum(p.unsettled for p in store.progress(unsettled_only=True).values())))
+    metrics.set_unsettled_source(lambda: sum(p.unsettled for p in store.progress(unsettled_only=True).values()))
     app = build_app(intake, metrics)
 
     interval = config.poll_interval_ms / 1000
     app.cleanup_ctx.append(periodically("chain poll", cache.poll, interval))
     app.cleanup_ctx.append(periodically("sentinel response", responder.handle_pending, interval))
-    account = load_payee_account(config)
-    if account is not None:
+    app.cleanup_ctx.append(periodically("sentinel trip feed", trip_feed.poll, interval))
+    account = load_payee_account(config) if leader else None
+    if not leader:
+        log.info("worker %s: accepting vouchers; worker 0 settles", index)
+    elif account is not None:
         if account.address.lower() != config.payee.lower():
             raise click.ClickException(f"the payee key is for {account.address}, the configuration names "
                                        f"{config.payee}")
@@ -232,7 +245,8 @@ def run(config_path: Path | None) -> None:
         raise click.ClickException(f"cannot read the contract's events from {config.rpc_url}: {exc}") from exc
     log.info("relayer for payee %s on chain %s listening on %s:%s", config.payee, chain_id, config.listen_host,
              config.listen_port)
-    web.run_app(app, host=config.listen_host, port=config.listen_port, access_log=None, print=None)
+    web.run_app(app, host=config.listen_host, port=config.listen_port, access_log=None, print=None,
+                reuse_port=config.workers > 1)
 
 
 main.add_command(payer)

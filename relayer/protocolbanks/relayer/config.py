@@ -101,6 +101,7 @@ class RelayerConfig(BaseSettings):
     database_url: str = "sqlite:///relayer.db"
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(8790, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="intake processes sharing the port (one per core)")
     poll_interval_ms: int = Field(500, ge=50)
     from_block: int = Field(0, ge=0, description="block to read the contract's events from (its deployment block)")
     reorg_depth: int = Field(12, ge=0, description="newest blocks whose events are re-read on every poll")

@@ -89,7 +89,8 @@ async def get_channel(request: web.Request) -> web.Response:
     """What this relayer holds for a channel: the gateway starts a channel it does not know from here."""
     intake = request.app[INTAKE]
     channel_id = _channel_id(request)
-    progress = intake.progress.get(channel_id)
+    # from the database, not this worker's memory: another worker (or instance) may have accepted more
+    progress = await asyncio.get_running_loop().run_in_executor(None, intake.store.channel_progress, channel_id)
     snapshot = intake.snapshots(channel_id)
     if progress is None and snapshot is None:
         return web.json_response({"status": "rejected", "reason": "unknown_channel"}, status=404)
@@ -109,7 +110,7 @@ async def settle_channel(request: web.Request) -> web.Response:
     """Asks for the channel to be settled on the next round, whatever the thresholds (at most once a minute)."""
     intake = request.app[INTAKE]
     channel_id = _channel_id(request)
-    progress = intake.progress.get(channel_id)
+    progress = await asyncio.get_running_loop().run_in_executor(None, intake.store.channel_progress, channel_id)
     if progress is None or progress.unsettled <= 0:
         return web.json_response({"status": "nothing_to_settle", "channelId": "0x" + channel_id.hex()})
     if not request.app[SETTLE_REQUESTS].ask(channel_id):
