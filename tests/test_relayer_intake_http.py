@@ -288,3 +288,24 @@ def test_two_instances_on_one_database__no_payment_counted_twice(tmp_path):
     assert again.status == "stale"
     assert (fourth.status, fourth.payment) == ("accepted", 2 * U)
     assert first.payment + second.payment + fourth.payment == 5 * U
+
+
+def test_batch__each_voucher_answered_in_order_as_if_posted_alone(tmp_path):
+    other = b"\x0d" * 32
+    snapshots = {CHANNEL: SNAPSHOT, other: SNAPSHOT.__class__(**{**SNAPSHOT.__dict__, "channel_id": other})}
+
+    async def scenario(session, url, intake):
+        items = [body(2 * U), body(3 * U, channel=other), body(99 * U), {"channelId": "0x12"}, body(2 * U)]
+        async with session.post(url + "/v1/vouchers/batch", json={"vouchers": items}) as r:
+            assert r.status == 200
+            results = (await r.json())["results"]
+        assert [(a["status"], a.get("reason"), a["httpStatus"]) for a in results] == [
+            ("accepted", None, 200), ("accepted", None, 200), ("rejected", "exceeds_deposit", 422),
+            ("rejected", "invalid_field", 422), ("stale", None, 200)]
+        assert intake.store.progress()[other].accepted_cumulative == 3 * U  # durable before the answer
+        for bad in ({"vouchers": []}, {"vouchers": "x"}, [1, 2], {"vouchers": [body(U)] * 257}):
+            async with session.post(url + "/v1/vouchers/batch", json=bad) as r:
+                assert (r.status, (await r.json())["reason"]) == (400, "invalid_json")
+        async with session.post(url + "/v1/vouchers", data=b"{" + b" " * 20_000 + b"}") as r:
+            assert (r.status, (await r.json())["reason"]) == (413, "body_too_large")  # one voucher: 16 KB
+    run_with_server(tmp_path, scenario, snapshots=snapshots)

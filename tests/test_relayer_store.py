@@ -67,6 +67,21 @@ def test_store__two_instances_deciding_from_the_same_base__one_conflicts(store_u
     assert second.channel_progress(CHANNEL).accepted_cumulative == 9
 
 
+def test_store__each_row_is_checked_against_its_own_previous_amount(store_url):
+    """Channels at different amounts in one batch (a bulk statement must not bind one row's check for all)."""
+    store = VoucherStore(store_url)
+    others = [bytes([i]) * 32 for i in range(10, 14)]
+    store.append([replace(voucher(100 * (i + 1), 1, 1), channel_id=c, previous_cumulative=0)
+                  for i, c in enumerate(others)])
+    batch = [replace(voucher(100 * (i + 1) + 7, 7, 2), channel_id=c, previous_cumulative=100 * (i + 1))
+             for i, c in enumerate(others)]
+    assert store.append(batch) == [STORED] * len(others)
+    assert [store.channel_progress(c).accepted_cumulative for c in others] == [107, 207, 307, 407]
+    stale = [replace(voucher(100 * (i + 1) + 9, 2, 3), channel_id=c, previous_cumulative=100 * (i + 1))
+             for i, c in enumerate(others)]
+    assert store.append(stale) == [CONFLICT] * len(others)
+
+
 def test_store__a_reused_request_id__refuses_that_voucher_only(store_url):
     store = VoucherStore(store_url)
     store.append([voucher(1, 1, 1, "same")])

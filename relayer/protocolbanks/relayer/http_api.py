@@ -11,11 +11,12 @@ from protocolbanks.relayer.intake import IntakeResult, VoucherIntake
 from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.openapi import openapi_document
 from protocolbanks.relayer.settle_requests import SettleRequests
-from protocolbanks.relayer.wire import SubmissionError, parse_submission
+from protocolbanks.relayer.wire import SubmissionError, VoucherSubmission, parse_batch, parse_submission
 
 log = logging.getLogger("protocolbanks.relayer.http")
 
-MAX_BODY = 16 * 1024
+MAX_BODY = 16 * 1024  # one voucher
+MAX_BATCH_BODY = 512 * 1024  # POST /v1/vouchers/batch
 REJECTION_STATUS = {
     "unknown_channel": 404,
     "invalid_signature": 401,
@@ -57,21 +58,47 @@ def _status(result: IntakeResult) -> int:
     return REJECTION_STATUS.get(reason, 422)
 
 
-async def post_voucher(request: web.Request) -> web.Response:
-    metrics = request.app[METRICS]
+Answer = tuple[dict[str, object], int]
+
+
+async def _answer(app: web.Application, submission: VoucherSubmission | SubmissionError) -> Answer:
+    """One voucher's answer body and HTTP status (counted in the metrics)."""
+    metrics = app[METRICS]
+    if isinstance(submission, SubmissionError):
+        metrics.vouchers.labels("rejected", submission.code).inc()
+        return {"status": "rejected", "reason": submission.code, "message": str(submission)}, submission.status
     try:
-        submission = parse_submission(await request.read())
-    except SubmissionError as exc:
-        metrics.vouchers.labels("rejected", exc.code).inc()
-        return web.json_response({"status": "rejected", "reason": exc.code, "message": str(exc)}, status=exc.status)
-    try:
-        result = await request.app[INTAKE].submit(submission)
+        result = await app[INTAKE].submit(submission)
     except Exception:  # the store failed: nothing was acknowledged, the client may retry
         log.exception("voucher intake failed")
         metrics.vouchers.labels("unavailable", "store_unavailable").inc()
-        return web.json_response({"status": "unavailable", "reason": "store_unavailable"}, status=503)
+        return {"status": "unavailable", "reason": "store_unavailable"}, 503
     metrics.vouchers.labels(result.status, result.reason or "").inc()
-    return web.json_response(_body(result), status=_status(result))
+    return _body(result), _status(result)
+
+
+async def post_voucher(request: web.Request) -> web.Response:
+    body = await request.read()
+    if len(body) > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    try:
+        submission: VoucherSubmission | SubmissionError = parse_submission(body)
+    except SubmissionError as exc:
+        submission = exc
+    answer, status = await _answer(request.app, submission)
+    return web.json_response(answer, status=status)
+
+
+async def post_voucher_batch(request: web.Request) -> web.Response:
+    """Many vouchers in one request (a merchant gateway forwarding what it accepted): each is decided and made
+    durable as if posted alone; the answers come back in order, each with the HTTP status it would have had."""
+    try:
+        submissions = parse_batch(await request.read())
+    except SubmissionError as exc:
+        request.app[METRICS].vouchers.labels("rejected", exc.code).inc()
+        return web.json_response({"status": "rejected", "reason": exc.code, "message": str(exc)}, status=exc.status)
+    answers = await asyncio.gather(*(_answer(request.app, s) for s in submissions))
+    return web.json_response({"results": [dict(answer, httpStatus=status) for answer, status in answers]})
 
 
 def _channel_id(request: web.Request) -> bytes:
@@ -155,12 +182,13 @@ async def json_errors(request: web.Request, handler):  # type: ignore[no-untyped
 
 def build_app(intake: VoucherIntake, metrics: RelayerMetrics | None = None,
               settle_requests: SettleRequests | None = None) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[json_errors])
     app[INTAKE] = intake
     app[SETTLE_REQUESTS] = settle_requests or SettleRequests()
     app[METRICS] = metrics or RelayerMetrics(
         unsettled=lambda: sum(p.unsettled for p in intake.progress.values()))
     app.router.add_post("/v1/vouchers", post_voucher)
+    app.router.add_post("/v1/vouchers/batch", post_voucher_batch)
     app.router.add_get("/v1/channels/{channel_id}", get_channel)
     app.router.add_post("/v1/channels/{channel_id}/settle", settle_channel)
     app.router.add_get("/healthz", healthz)

@@ -58,6 +58,20 @@ def openapi_document() -> dict[str, Any]:
                                            "view is older than `max_chain_lag_s`): nothing was acknowledged; retry"},
                 },
             }},
+            "/v1/vouchers/batch": {"post": {
+                "summary": "Submit up to 256 vouchers at once (a merchant gateway forwarding what it accepted); each "
+                           "is decided and made durable as if posted alone",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["vouchers"],
+                    "properties": {"vouchers": {"type": "array", "minItems": 1, "maxItems": 256,
+                                                "items": {"$ref": "#/components/schemas/Voucher"}}}}}}},
+                "responses": {
+                    "200": {"description": "one answer per voucher, in order, each with its `httpStatus`",
+                            "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Answer"}}}}}}},
+                    "400": refusal, "413": refusal,
+                },
+            }},
             "/healthz": {"get": {"summary": "Health: 200 `ok`, or 503 `degraded` while the chain view is stale",
                                  "responses": {"200": {"description": "ok"},
                                                "503": {"description": "degraded: chain_unavailable"}}}},

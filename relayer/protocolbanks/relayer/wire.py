@@ -74,14 +74,40 @@ def _uint(raw: dict[str, Any], name: str, *, hex_ok: bool = False) -> int:
     return number
 
 
-def parse_submission(body: bytes) -> VoucherSubmission:
-    """Reads and validates a submission; raises SubmissionError with a reason code."""
+MAX_BATCH = 256
+
+
+def parse_json(body: bytes) -> Any:
     try:
-        raw = json.loads(body)
+        return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SubmissionError("invalid_json", f"body is not JSON: {exc}", 400) from exc
+
+
+def parse_submission(body: bytes) -> VoucherSubmission:
+    """Reads and validates a submission; raises SubmissionError with a reason code."""
+    return submission_from(parse_json(body))
+
+
+def parse_batch(body: bytes) -> list[VoucherSubmission | SubmissionError]:
+    """`{"vouchers": [submission, ...]}` (1..MAX_BATCH): each item parsed, or the error that item has."""
+    raw = parse_json(body)
+    items = raw.get("vouchers") if isinstance(raw, dict) else None
+    if not isinstance(items, list) or not 0 < len(items) <= MAX_BATCH:
+        raise SubmissionError("invalid_json", f'body must be {{"vouchers": [1..{MAX_BATCH} submissions]}}', 400)
+    out: list[VoucherSubmission | SubmissionError] = []
+    for item in items:
+        try:
+            out.append(submission_from(item))
+        except SubmissionError as exc:
+            out.append(exc)
+    return out
+
+
+def submission_from(raw: Any) -> VoucherSubmission:
+    """Validates one submission object; raises SubmissionError with a reason code."""
     if not isinstance(raw, dict):
-        raise SubmissionError("invalid_json", "body must be a JSON object", 400)
+        raise SubmissionError("invalid_json", "a submission must be a JSON object", 400)
     channel_id = _hex(raw, "channelId", 32)
     cumulative = _uint(raw, "cumulativeAmount")
     terms = LaneTerms.unpack(_uint(raw, "terms", hex_ok=True))

@@ -11,22 +11,17 @@ from typing import Any
 
 from protocolbanks.relayer.store import schema
 from protocolbanks.relayer.store.migrations import migrate
+from protocolbanks.relayer.store.voucher_sql import VoucherSql
+from protocolbanks.relayer.store.writer_lock import WriterLock, sqlite_file_of
 from protocolbanks.sdk.acceptance import PeriodUsage
 from sqlalchemy import (
-    Boolean,
     Connection,
     Engine,
-    and_,
-    bindparam,
     create_engine,
     event,
-    false,
-    func,
-    or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger("protocolbanks.relayer.store")
@@ -107,7 +102,9 @@ class VoucherStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.schema_version = migrate(self.engine)
-        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._sql = VoucherSql(self.engine.dialect.name)
+        sqlite_file = sqlite_file_of(self.engine.url.database) if self.engine.dialect.name == "sqlite" else None
+        self._writer_lock = WriterLock(sqlite_file)
 
     def append(self, batch: list[AcceptedVoucher]) -> list[str]:
         """Stores the batch; returns, per voucher, `STORED`, `CONFLICT` (its channel moved on in the database since
@@ -117,6 +114,10 @@ class VoucherStore:
         its batch-mates."""
         if not batch:
             return []
+        with self._writer_lock.held():
+            return self._append(batch)
+
+    def _append(self, batch: list[AcceptedVoucher]) -> list[str]:
         try:
             if len({v.request_id for v in batch if v.request_id}) == sum(1 for v in batch if v.request_id):
                 with self.engine.begin() as connection:
@@ -142,7 +143,6 @@ class VoucherStore:
     def _write(self, connection: Connection, batch: list[AcceptedVoucher]) -> bool:
         """The two bulk statements; False (caller rolls back) when a channel row did not match its expected
         previous cumulative."""
-        channels = schema.payment_channels
         latest: dict[bytes, AcceptedVoucher] = {}
         first: dict[bytes, AcceptedVoucher] = {}
         for voucher in batch:
@@ -151,45 +151,22 @@ class VoucherStore:
                 return False
             latest[voucher.channel_id] = voucher  # vouchers of one channel arrive in increasing order
             first.setdefault(voucher.channel_id, voucher)
-        upsert = self._insert(channels)
-        guarded = schema.units_greater(self.engine.dialect.name, upsert.excluded.accepted_cumulative,
-                                       channels.c.accepted_cumulative)
-        # optimistic concurrency between relayer instances: the row must still hold what the decision was based on
-        expected = channels.c.accepted_cumulative == bindparam("expected_previous", type_=schema.BaseUnits())
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[channels.c.channel_id],
-            set_={
-                "accepted_cumulative": upsert.excluded.accepted_cumulative,
-                "period_index": upsert.excluded.period_index,
-                "period_spent": upsert.excluded.period_spent,
-                "epoch": upsert.excluded.epoch,
-                "last_activity_at_ms": upsert.excluded.last_activity_at_ms,
-                # the unsettled-since clock starts with the first payment after everything was settled
-                "first_unsettled_at_ms": func.coalesce(channels.c.first_unsettled_at_ms,
-                                                       upsert.excluded.first_unsettled_at_ms),
-            },
-            where=and_(guarded, or_(bindparam("check_previous", type_=Boolean()) == false(), expected)),
-        )
+        sql, u = self._sql, self._sql.units
         channel_rows = [
-            {"channel_id": v.channel_id, "payer": v.payer, "payee": v.payee, "token": v.token,
-             "accepted_cumulative": v.cumulative, "settled_cumulative": 0, "period_index": v.period.index,
-             "period_spent": v.period.spent, "epoch": v.epoch,
-             "first_unsettled_at_ms": first[cid].received_at_ms, "last_activity_at_ms": v.received_at_ms,
-             "check_previous": first[cid].previous_cumulative is not None,
-             "expected_previous": first[cid].previous_cumulative or 0}
+            (cid, v.payer, v.payee, v.token, u(v.cumulative), u(0), v.period.index, u(v.period.spent), v.epoch,
+             first[cid].received_at_ms, v.received_at_ms,
+             0 if first[cid].previous_cumulative is None else 1, u(first[cid].previous_cumulative or 0))
             for cid, v in sorted(latest.items())  # one lock order for every writer: concurrent batches never deadlock
         ]
-        # rows written come back through RETURNING (executemany rowcounts are not reliable across drivers)
-        written = connection.execute(upsert.returning(channels.c.channel_id), channel_rows).all()
-        if len(written) != len(channel_rows):
+        written = connection.exec_driver_sql(sql.channel_upsert, channel_rows).rowcount
+        if written != len(channel_rows):
             return False
         payment_rows = [
-            {"channel_id": v.channel_id, "request_id": v.request_id, "signer": v.signer, "epoch": v.epoch,
-             "cumulative": v.cumulative, "amount": v.amount, "terms": v.terms, "r": v.r, "vs": v.vs,
-             "resource": v.resource, "received_at_ms": v.received_at_ms}
+            (v.channel_id, v.request_id, v.signer, v.epoch, u(v.cumulative), u(v.amount), u(v.terms), v.r, v.vs,
+             v.resource, v.received_at_ms)
             for v in batch
         ]
-        connection.execute(schema.channel_payments.insert(), payment_rows)
+        connection.exec_driver_sql(sql.payment_insert, payment_rows)
         return True
 
     def channel_progress(self, channel_id: bytes) -> ChannelProgress | None:
