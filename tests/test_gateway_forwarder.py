@@ -168,3 +168,29 @@ def test_restarted_gateway__starts_a_channel_from_the_relayer(chain, channels, o
         with pytest.raises(VoucherRefused) as unavailable:
             env.accepted()
         assert unavailable.value.code == "pb_state_unavailable"
+
+
+def test_forwarder__a_burst_over_many_channels_goes_out_as_one_batch(chain, channels, open_channel, tmp_path):
+    from types import SimpleNamespace
+
+    from protocolbanks.sdk.chain_view import ChainCache
+
+    envs = [make_env(chain, channels, open_channel) for _ in range(3)]
+    cache = ChainCache(chain.provider.web3, channels.address, reorg_depth=0)
+    cache.poll()
+    posted = []
+    with relayer_intake(tmp_path, SimpleNamespace(cache=cache, channel=envs[0].channel)) as (url, store):
+        forwarder = RelayerForwarder(url, envs[0].channel.domain.chain_id, linger=0.2)
+        original = forwarder._client.post
+        forwarder._client.post = lambda path, **kw: (posted.append(path), original(path, **kw))[1]
+        for env in envs:
+            env.book.on_commit = forwarder.submit
+        forwarder.start()
+        for env in envs:
+            pay(env, 2)  # within the linger: one request carries the newest voucher of each channel
+        assert forwarder.flush(10)
+        assert [p.rsplit("/", 1)[-1] for p in posted] == ["batch"]
+        progress = store.progress()
+        assert [progress[env.channel.id].accepted_cumulative for env in envs] == [2 * IMAGE_PRICE] * 3
+        assert (forwarder.stats.delivered, forwarder.stats.coalesced) == (3, 3)
+        forwarder.stop(5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -31,7 +32,7 @@ class ChannelConfig:
     token: str
     salt: bytes
 
-    @property
+    @cached_property
     def channel_id(self) -> bytes:
         return channel_id_of(self.payer, self.payee, self.token, self.salt)
 

@@ -7,6 +7,8 @@ on one core here, 2.7x eth-keys' own wrapper); without it, eth-keys' pure-Python
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from eth_keys import keys
 from eth_keys.constants import SECPK1_N
@@ -83,12 +85,23 @@ def private_key_bytes(private_key: bytes | str) -> bytes:
     return bytes(private_key)
 
 
+@lru_cache(maxsize=64)
+def _coincurve_key(secret: bytes) -> Any:
+    return coincurve.PrivateKey(secret)
+
+
 def sign_digest(private_key: bytes | str, digest: bytes) -> CompactSignature:
-    """Signs a 32-byte digest (already EIP-712 hashed). Produces low-s signatures only."""
+    """Signs a 32-byte digest (already EIP-712 hashed). Produces low-s signatures only. With coincurve, the key
+    object is kept (a session key signs every payment; deriving it each time cost more than signing)."""
     if len(digest) != 32:
         raise SignatureError("digest must be 32 bytes")
-    sig = keys.PrivateKey(private_key_bytes(private_key)).sign_msg_hash(digest)
-    r, s, parity = sig.r, sig.s, sig.v
+    secret = private_key_bytes(private_key)
+    if coincurve is not None:
+        raw = _coincurve_key(secret).sign_recoverable(digest, hasher=None)
+        r, s, parity = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
+    else:  # pragma: no cover - exercised by forcing the fallback in tests
+        sig = keys.PrivateKey(secret).sign_msg_hash(digest)
+        r, s, parity = sig.r, sig.s, sig.v
     if s > _HALF_N:  # normalise to the low-s form the contract accepts (EIP-2)
         s, parity = SECP256K1_N - s, parity ^ 1
     return CompactSignature.from_rsv(r, s, parity)

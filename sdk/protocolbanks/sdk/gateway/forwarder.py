@@ -2,7 +2,9 @@
 
 `submit(voucher)` only records the voucher (newest per channel: a cumulative voucher makes every older one of its
 channel redundant, so a burst of payments on one channel costs one POST) and wakes a background thread that POSTs
-`VoucherPayload.relayer_body(chain_id)` to `{relayer}/v1/vouchers`.
+`VoucherPayload.relayer_body(chain_id)` to `{relayer}/v1/vouchers` — after lingering `linger` seconds, so a burst
+of payments (many channels, or many payments of one channel) goes out as one `POST /v1/vouchers/batch` of the
+newest voucher per channel rather than one request per payment.
 
 Answers: 200 (accepted / stale / duplicate) = delivered. A refusal the relayer will repeat (400, 401, 403, 409,
 422, or a 429 from its Sentinel) = rejected: counted, logged and passed to `on_rejected`, not retried — a newer
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +28,7 @@ from protocolbanks.sdk.x402.wire import VoucherPayload
 log = logging.getLogger("protocolbanks.gateway.forwarder")
 
 RETRYABLE_STATUS = frozenset({404, 408, 425, 500, 502, 503, 504})
+MAX_BATCH = 256  # the relayer's limit per POST /v1/vouchers/batch
 
 PostVoucher = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]  # body -> (HTTP status, JSON answer)
 
@@ -50,7 +53,7 @@ class RelayerForwarder:
     """Background sender of the newest committed voucher per channel."""
 
     def __init__(self, relayer_url: str, chain_id: int, *, post: PostVoucher | None = None, timeout: float = 5.0,
-                 initial_backoff: float = 0.1, max_backoff: float = 10.0,
+                 initial_backoff: float = 0.1, max_backoff: float = 10.0, linger: float = 0.02,
                  on_rejected: Callable[[VoucherPayload, int, dict[str, Any]], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.relayer_url = relayer_url.rstrip("/")
@@ -59,6 +62,9 @@ class RelayerForwarder:
         self.max_backoff = max_backoff
         self.on_rejected = on_rejected
         self.monotonic = monotonic
+        self.linger = linger
+        self._flushing = 0
+        self._batch_supported = True
         self._client: httpx.Client | None = None
         if post is None:
             self._client = httpx.Client(timeout=timeout)
@@ -97,15 +103,19 @@ class RelayerForwarder:
         """Sends everything pending now (backoff waived once) and waits until the relayer has it or timeout."""
         deadline = self.monotonic() + timeout
         with self._cond:
-            for item in self._pending.values():
-                item.not_before = 0.0
-            self._cond.notify_all()
-            while self._pending or self._in_flight:
-                left = deadline - self.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+            self._flushing += 1
+            try:
+                for item in self._pending.values():
+                    item.not_before = 0.0
+                self._cond.notify_all()
+                while self._pending or self._in_flight:
+                    left = deadline - self.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._flushing -= 1
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Flushes, then ends the thread. Returns whether nothing was left undelivered."""
@@ -142,17 +152,37 @@ class RelayerForwarder:
                     batch = self._due()
                 if not batch and self._stopping:
                     return
+                if self.linger > 0:  # let the burst gather (coalesced per channel meanwhile)
+                    until = self.monotonic() + self.linger
+                    while not self._stopping and not self._flushing and (left := until - self.monotonic()) > 0:
+                        self._cond.wait(left)  # new vouchers notify; only a flush or stop cuts it short
+                    batch = self._due() or batch
                 for item in batch:
-                    del self._pending[item.voucher.channel_id]
+                    self._pending.pop(item.voucher.channel_id, None)
                 self._in_flight = len(batch)
-            for item in batch:
-                retry = self._send(item.voucher)
+            for chunk, retries in self._deliver(batch):
                 with self._cond:
-                    self._in_flight -= 1
-                    if retry:
-                        self._stats = replace(self._stats, retries=self._stats.retries + 1)
-                        self._requeue(item)
+                    self._in_flight -= len(chunk)
+                    for item, retry in zip(chunk, retries, strict=True):
+                        if retry:
+                            self._stats = replace(self._stats, retries=self._stats.retries + 1)
+                            self._requeue(item)
                     self._cond.notify_all()
+
+    def _deliver(self, batch: list[_Pending]) -> Iterator[tuple[list[_Pending], list[bool]]]:
+        """Sends the batch (one request per 256 vouchers when the relayer takes batches); yields each chunk with
+        whether each of its vouchers should be retried."""
+        if self._client is not None and self._batch_supported and len(batch) > 1:
+            for start in range(0, len(batch), MAX_BATCH):
+                chunk = batch[start:start + MAX_BATCH]
+                retries = self._send_batch([item.voucher for item in chunk])
+                if retries is None:  # the relayer has no batch endpoint: one request per voucher from now on
+                    self._batch_supported = False
+                    retries = [self._send(item.voucher) for item in chunk]
+                yield chunk, retries
+            return
+        for item in batch:
+            yield [item], [self._send(item.voucher)]
 
     def _due(self) -> list[_Pending]:
         now = self.monotonic()
@@ -181,6 +211,30 @@ class RelayerForwarder:
             log.warning("relayer unreachable for channel %s: %s", channel, exc,
                         extra={"channel": channel, "cumulative": voucher.cumulative})
             return True
+        return self._judge(voucher, status, answer)
+
+    def _send_batch(self, vouchers: list[VoucherPayload]) -> list[bool] | None:
+        """One `POST /v1/vouchers/batch`; per voucher whether to retry, or None if the relayer has no such
+        endpoint (404 / 405)."""
+        assert self._client is not None, "forwarder was stopped"
+        try:
+            response = self._client.post(f"{self.relayer_url}/v1/vouchers/batch",
+                                         json={"vouchers": [v.relayer_body(self.chain_id) for v in vouchers]})
+            results = response.json().get("results") if response.status_code == 200 else None
+        except Exception as exc:
+            log.warning("relayer unreachable for %s vouchers: %s", len(vouchers), exc)
+            return [True] * len(vouchers)
+        if response.status_code in (404, 405):
+            return None
+        if not isinstance(results, list) or len(results) != len(vouchers):
+            log.warning("relayer answered a batch with %s: retrying", response.status_code)
+            return [True] * len(vouchers)
+        return [self._judge(v, int(r.get("httpStatus", 500)), r) if isinstance(r, dict) else True
+                for v, r in zip(vouchers, results, strict=True)]
+
+    def _judge(self, voucher: VoucherPayload, status: int, answer: dict[str, Any]) -> bool:
+        """Counts and logs one voucher's answer; True if it should be retried."""
+        channel = "0x" + voucher.channel_id.hex()
         if status == 200:
             with self._cond:
                 self._stats = replace(self._stats, delivered=self._stats.delivered + 1)
