@@ -182,3 +182,24 @@ def test_the_merchant_refuses_a_start_far_from_its_clock(rider):
             now=T0 - timedelta(hours=1), auto=False)
     assert refused.value.reason == "pb_meter_start_skew"
     assert gateway.book.accepted(config.channel_id) == 0
+
+
+def test_a_multiplier_changed_mid_ride_prices_the_minutes_that_begin_after_it(rider):
+    client, config, gateway, _ = rider
+    start = T0 - timedelta(hours=2)  # 14:58: outside the peak window
+    clock = Clock(start)
+    card = RateCard(PER_MINUTE, unit="minute", multipliers={"surge": "1"}, clock=clock,
+                    effective_at=T0 - timedelta(days=1))
+    app = FastAPI()
+    app.include_router(metered_router(MeteredService(gateway, card, clock=clock), prefix="/meter"))
+    with serve_asgi(app) as url:
+        ride = MeteredSession(client.scheme, HttpMeteredMerchant(f"{url}/meter"), clock=clock)
+        ride.start(now=start, auto=False)  # minute 1 at the card the session read at its start
+        clock.now = start + timedelta(seconds=90)
+        card.set_multiplier("surge", "1.5")  # the merchant's rate API, during minute 2
+        clock.now = start + timedelta(seconds=150)
+        record = ride.tick()  # minute 2 began before the change, minute 3 after it
+        assert (record.units, record.amount) == (2, PER_MINUTE + 30_000)
+        clock.now = start + timedelta(seconds=170)
+        assert ride.stop() == 3
+    assert gateway.book.accepted(config.channel_id) == 2 * PER_MINUTE + 30_000 == ride.billed_amount

@@ -8,7 +8,10 @@ and stops the merchant's meter.
 
 Amounts come from the merchant's *published* card, each unit priced at the instant it began, volume counted from
 the session's first unit (`protocolbanks.sdk.metering.MeteredCharge`), computed on the payer's side from the
-payer's own start time: the merchant cannot inflate them. The budget guard still applies its per-request cap,
+payer's own start time: the merchant cannot inflate them. Before each tick the session reads the merchant's terms
+again and applies multiplier changes published since (a newer card `version`) from their `effectiveAt` on, so a
+rate change mid-session (peak x1.5) prices the units that begin after it, as the merchant does; units already
+billed keep their price. The budget guard still applies its per-request cap,
 spend windows and merchant allow-list to every tick, and the ledger's rules to every base.
 
 Wire (the gateway's `protocolbanks.sdk.gateway.metered`, JSON, amounts as decimal strings):
@@ -33,7 +36,7 @@ from protocolbanks.sdk.metering import MeteredCharge, MeterRounding, UsageMeter
 from protocolbanks.sdk.payer.budget import PaymentAsk
 from protocolbanks.sdk.payer.client_scheme import ChannelBinding, PbChannelClientScheme
 from protocolbanks.sdk.payer.errors import PaymentRequiredError, RefusalReason
-from protocolbanks.sdk.pricing import RateCard
+from protocolbanks.sdk.pricing import PublishedRate, RateCard
 from protocolbanks.sdk.pricing.utc import Clock, as_utc, iso_utc, utc_now
 from protocolbanks.sdk.x402.wire import CUMULATIVE_MISMATCH, SCHEME, ChannelStateExtra, VoucherPayload, WireError
 from x402 import PaymentRequirements
@@ -116,6 +119,7 @@ class MeteredSession:
         self.ticks: list[TickRecord] = []
         self.error: Exception | None = None
         self._requirement: PaymentRequirements | None = None
+        self._rate_version = -1  # version of the merchant's published card the session prices with
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,6 +149,7 @@ class MeteredSession:
         self.meter = UsageMeter(unit_seconds, MeterRounding(terms.get("rounding", "up")), clock=self.clock)
         self.meter.start(moment)
         self.charge = MeteredCharge(RateCard.from_published(rate), started_at=moment, unit_seconds=unit_seconds)
+        self._rate_version = self.charge.card.version
         self._requirement = requirement
         with self._lock:
             due = self.meter.due_ticks(moment)
@@ -164,6 +169,7 @@ class MeteredSession:
             binding, moment, due = self._due(now)
             if due == 0:
                 return None
+            self._learn_rate_changes()
             session = self._session()
             record = self._bill(binding, moment, due, {},
                                 lambda payload: self.merchant.tick(session, payload))
@@ -184,12 +190,38 @@ class MeteredSession:
                 self.meter.stop(moment)
             binding, moment, due = self._due(moment)
             if due:
+                self._learn_rate_changes()
                 self._bill(binding, moment, due, {}, lambda payload: self.merchant.stop(session, payload))
             else:
                 self._check(self.merchant.stop(session, {}), None)
             return self.meter.billed_units
 
     # ------------------------------------------------------------------ internals
+
+    def _learn_rate_changes(self) -> None:
+        """Applies the multipliers of a newer published card to the session's card from the time they took effect
+        (a unit is priced when it begins, so only units beginning after a change are affected). A card that
+        cannot be read leaves the prices as they were (the merchant then refuses the tick if it disagrees)."""
+        assert self.charge is not None
+        try:
+            extra = self.merchant.terms().get("extra") or {}
+            published = PublishedRate.from_dict(extra.get("rate") if isinstance(extra, dict) else None)
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("merchant's rate card unreadable; pricing with the last one", extra={"error": str(exc)})
+            return
+        if published.version <= self._rate_version:
+            return
+        card = self.charge.card
+        now_set = {**published.multipliers, **{window.name: window.multiplier for window in published.windows}}
+        try:
+            for name, value in now_set.items():
+                if card.multipliers_at(published.effective_at).get(name) != value:
+                    card.set_multiplier(name, value, at=published.effective_at)
+        except ValueError as exc:  # dated before what the session already knows: not a newer card after all
+            log.warning("merchant's rate change not applied", extra={"error": str(exc)})
+            return
+        self._rate_version = published.version
+        log.info("merchant's rate card changed", extra={"session": self.session_id, "version": published.version})
 
     def _due(self, now: datetime | None) -> tuple[ChannelBinding, datetime, int]:
         if self.meter is None or self._requirement is None:
