@@ -39,7 +39,7 @@ gas: compile
 	@bench/run gas
 
 lint: setup
-	@$(ENV) ruff check sdk relayer scripts tests bench toolchain && mypy -p protocolbanks.sdk -p protocolbanks.relayer -p protocolbanks.devtools
+	@$(ENV) ruff check sdk relayer scripts tests bench toolchain examples && mypy -p protocolbanks.sdk -p protocolbanks.relayer -p protocolbanks.devtools
 
 lock: setup
 	@$(ENV) { echo "# Pinned Python toolchain (pip freeze of a working set; regenerate with 'make lock')."; \

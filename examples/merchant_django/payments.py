@@ -1,0 +1,47 @@
+"""What settings.py points at: the gateway (started once, from the environment), prices, skip predicate, callback."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+from django.http import HttpRequest
+from merchant_setup import RunningGateway, gateway_from_env
+from pb_env import u
+from protocolbanks.sdk.gateway import MerchantGateway, PaymentReceipt
+
+IMAGE_PRICE = Decimal("0.1")  # U per image
+MAX_IMAGES = 10
+_running: list[RunningGateway] = []
+
+
+def gateway() -> MerchantGateway:
+    """Called when Django loads the middleware: raises SettingError when the environment is incomplete."""
+    if not _running:
+        _, running = gateway_from_env()
+        _running.append(running)
+    return _running[0].gateway
+
+
+def stop() -> bool:
+    """Stops the chain follower and hands the last vouchers to the relayer (False if some were not delivered)."""
+    return all(running.stop() for running in _running)
+
+
+def image_count(request: HttpRequest) -> int:
+    n = request.GET.get("n", "1")
+    return min(int(n), MAX_IMAGES) if n.isdigit() and int(n) > 0 else 1
+
+
+def images_price(request: HttpRequest) -> Decimal:
+    return IMAGE_PRICE * image_count(request)
+
+
+def is_test_request(request: HttpRequest) -> bool:
+    token = os.environ.get("PB_TEST_BYPASS_TOKEN")
+    return bool(token) and request.headers.get("X-Test-Bypass") == token
+
+
+def log_payment(receipt: PaymentReceipt, request: Any) -> None:
+    print(f"paid {u(receipt.amount)} U by {receipt.payer} (payment {receipt.payment_id})", flush=True)
