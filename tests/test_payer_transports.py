@@ -191,3 +191,17 @@ def test_the_scheme_works_in_the_x402_librarys_own_transport(merchant):
 
     # the library's recovery path runs our corrective-402 hook: 402, 402 (mismatch), 200; then 402, 200
     assert asyncio.run(run()) == [(200, "400000", 3), (200, "500000", 2)]
+
+
+def test_a_refused_offer_is_not_remembered_for_the_route(merchant):
+    book, routes, url = merchant
+    binding = ChannelBinding(CHANNEL, PAYEE, TOKEN, DOMAIN, LaneTerms.for_payer(1), SessionKey.generate())
+    scheme = PbChannelClientScheme(ChannelLedger(), BudgetGuard(BudgetPolicy(max_per_request=150_000)), [binding])
+    with httpx.Client(transport=PBSyncTransport(scheme.register_with(x402ClientSync())), base_url=url) as http:
+        assert http.get("/images").status_code == 200
+        routes["/images"].card.set_multiplier("surge", "2")  # 0.2 U: above this client's budget per request
+        with pytest.raises(Exception, match=r"max_per_request|budget|exceeds"):
+            http.get("/images")
+        routes["/images"].card.set_multiplier("surge", "1")  # back to 0.1 U: the route is asked afresh
+        paid, trips = round_trips(book, lambda: http.get("/images"))
+        assert (paid.status_code, paid.json()["cumulative"], trips) == (200, "200000", 2)

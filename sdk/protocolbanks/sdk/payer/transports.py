@@ -96,7 +96,10 @@ class PBSyncTransport(httpx.BaseTransport):
         with paying_for(str(request.url), _netloc(request), _expected_units(request)):
             cached = self.cache.get(key) if self.preemptive else None
             if cached is not None:
-                return self._pay(request, key, cached, attempts=2)
+                try:
+                    return self._pay(request, key, cached, attempts=2)
+                except PaymentError:
+                    self.cache.drop(key)  # the remembered offer was refused: ask the merchant afresh
             response = self._inner.handle_request(request)
             required = required_of(response) if response.status_code == 402 else None
             if required is None:
@@ -165,7 +168,10 @@ class PBAsyncTransport(x402AsyncTransport):
         with paying_for(str(request.url), _netloc(request), _expected_units(request)):
             cached = self.cache.get(key) if self.preemptive else None
             if cached is not None:
-                return await self._pay(request, key, cached, attempts=2)
+                try:
+                    return await self._pay(request, key, cached, attempts=2)
+                except PaymentError:
+                    self.cache.drop(key)  # the remembered offer was refused: ask the merchant afresh
             response = await self._inner.handle_async_request(request)
             required = required_of(response) if response.status_code == 402 else None
             if required is None:
