@@ -116,7 +116,7 @@ def test_sync_client__whole_story(chain, channels, token, payee, agent, merchant
     closes_at = client.close()
     with pytest.raises(ContractCallFailed):
         client.withdraw()  # still in the challenge period
-    chain.pending_timestamp = closes_at + 1
+    chain.mine(timestamp=closes_at + 1)  # web3 simulates against the latest block: make time pass there
     before = token.balanceOf(agent.address)
     client.withdraw()
     assert token.balanceOf(agent.address) - before == 5 * UNIT - 3 * PRICE
