@@ -74,7 +74,7 @@ def test_settler__reorg_removes_the_settlement__the_same_signed_tx_is_broadcast_
     chain.restore(snapshot)  # a reorg takes the block away (and the transaction with it)
     assert channel.state().claimed == 0
     assert settler.confirm_sent() == 0  # the node does not know it any more: broadcast again, same bytes
-    receipt = rig.w3.eth.get_transaction_receipt(HexBytes(sent.tx_hash))
+    receipt = rig.w3.eth.wait_for_transaction_receipt(HexBytes(sent.tx_hash), timeout=10)  # mined again
     assert receipt["status"] == 1 and settler.settle_due() == []  # still in flight: no second settlement
     chain.mine(3)
     assert settler.confirm_sent() == 1
