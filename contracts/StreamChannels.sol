@@ -10,6 +10,7 @@ import {ChannelLanes} from "./ChannelLanes.sol";
 import {SessionKeys} from "./SessionKeys.sol";
 import {LaneTerms} from "./libraries/LaneTerms.sol";
 import {LaneRecord} from "./libraries/LaneRecord.sol";
+import {RedeemedRows} from "./libraries/RedeemedRows.sol";
 
 /// @title StreamChannels
 /// @notice ProtocolBanks payment channels: deposit once, pay per request or per minute with signed cumulative
@@ -63,11 +64,24 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
     function topUp(ChannelConfig calldata config, uint256 amount) external nonReentrant {
         bytes32 channelId = channelIdOf(config);
         (bytes32 laneId,,, uint256 record) = _current(config, channelId);
-        uint256 received = _pull(config.token, amount);
-        uint256 deposit = record.deposit() + received;
-        if (deposit > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(deposit, LaneTerms.MAX_AMOUNT);
-        lanes[laneId] = record.withDeposit(deposit);
-        emit ChannelToppedUp(channelId, msg.sender, received, deposit);
+        _topUp(config, channelId, laneId, record, amount);
+    }
+
+    /// @notice `topUp` for a caller that knows the channel's current lane: skips looking it up (one to three
+    ///         cold storage reads). A stale hint costs one more read and still tops up the current lane.
+    /// @param signer The current lane's signer; 0 for the payer's own lane (no session key granted yet).
+    /// @param terms The current lane's terms (`channelState(config).terms`); ignored when `signer` is 0.
+    function topUpLane(ChannelConfig calldata config, address signer, uint256 terms, uint256 amount)
+        external
+        nonReentrant
+    {
+        bytes32 channelId = channelIdOf(config);
+        if (signer == address(0)) (signer, terms) = (config.payer, LaneTerms.forPayer(0));
+        bytes32 laneId = laneIdOf(channelId, config.payee, config.token, signer, terms);
+        uint256 record = lanes[laneId];
+        // Only a channel's current lane holds a non-zero word, so a non-zero word here proves the hint.
+        if (record == 0) (laneId,,, record) = _current(config, channelId);
+        _topUp(config, channelId, laneId, record, amount);
     }
 
     // ---------------------------------------------------------------- redeeming
@@ -81,7 +95,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 paid)
     {
-        (paid,) = _redeemCompact(_domainSeparatorV4(), payee, token, item, true);
+        paid = _redeemCompactStrict(_domainSeparatorV4(), payee, token, item);
         if (paid != 0) _payOut(token, payee, item, paid);
     }
 
@@ -95,7 +109,10 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         bytes calldata signature
     ) external nonReentrant returns (uint256 paid) {
         if (!_isValidVoucherSignature(signer, item, signature)) revert InvalidSignature();
-        (paid,) = _applyVoucher(payee, token, signer, item.channelId, item.cumulativeAmount, item.terms, true);
+        bytes4 err;
+        uint256 arg;
+        (paid, err, arg) = _applyVoucher(payee, token, signer, item.channelId, item.cumulativeAmount, item.terms);
+        if (err != bytes4(0)) _revertRedemption(err, arg, item.channelId, item.cumulativeAmount, item.terms);
         if (paid != 0) _payOut(token, payee, item, paid);
     }
 
@@ -109,15 +126,13 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
     {
         bytes32 domainSeparator = _domainSeparatorV4();
         uint256 count = items.length;
-        bytes32[] memory channelIds = new bytes32[](count);
-        uint256[] memory cumulativeAmounts = new uint256[](count);
+        bytes memory redeemed = RedeemedRows.allocate(count);
         for (uint256 i; i < count;) {
             Redemption calldata item = items[i];
-            (uint256 delta, bytes4 err) = _redeemCompact(domainSeparator, payee, token, item, false);
+            (uint256 delta, bytes4 err,) = _redeemCompact(domainSeparator, payee, token, item);
             unchecked {
                 if (delta != 0) {
-                    channelIds[i] = item.channelId;
-                    cumulativeAmounts[i] = item.cumulativeAmount;
+                    RedeemedRows.append(redeemed, item.channelId, item.cumulativeAmount);
                     paid += delta;
                 } else if (err != bytes4(0)) {
                     emit RedemptionSkipped(item.channelId, err);
@@ -125,7 +140,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
                 ++i;
             }
         }
-        emit VouchersRedeemed(payee, token, paid, channelIds, cumulativeAmounts);
+        emit VouchersRedeemed(payee, token, paid, redeemed);
         if (paid != 0) IERC20(token).safeTransfer(payee, paid);
     }
 
@@ -140,7 +155,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         uint256 paid = 0;
         if (finalVoucher.cumulativeAmount > record.claimed()) {
             if (finalVoucher.channelId != channelId) revert ChannelNotFound(finalVoucher.channelId);
-            (paid,) = _redeemCompact(_domainSeparatorV4(), config.payee, config.token, finalVoucher, true);
+            paid = _redeemCompactStrict(_domainSeparatorV4(), config.payee, config.token, finalVoucher);
             (laneId,,, record) = _current(config, channelId);
         }
         _close(config, channelId, laneId, record, paid);
@@ -216,6 +231,17 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         emit ChannelOpened(channelId, msg.sender, payee, token, salt, received);
     }
 
+    /// @dev Credits what arrives of `amount` to the channel's current lane word `record` at `laneId`.
+    function _topUp(ChannelConfig calldata config, bytes32 channelId, bytes32 laneId, uint256 record, uint256 amount)
+        private
+    {
+        uint256 received = _pull(config.token, amount);
+        uint256 deposit = record.deposit() + received;
+        if (deposit > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(deposit, LaneTerms.MAX_AMOUNT);
+        lanes[laneId] = record.withDeposit(deposit);
+        emit ChannelToppedUp(channelId, msg.sender, received, deposit);
+    }
+
     /// @dev Pulls `amount` from the caller and returns what actually arrived.
     function _pull(address token, uint256 amount) private returns (uint256 received) {
         if (amount == 0) revert ZeroAmount();
@@ -228,10 +254,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
 
     /// @dev Records one redemption and pays it out.
     function _payOut(address token, address payee, Redemption calldata item, uint256 amount) private {
-        bytes32[] memory channelIds = new bytes32[](1);
-        uint256[] memory cumulativeAmounts = new uint256[](1);
-        (channelIds[0], cumulativeAmounts[0]) = (item.channelId, item.cumulativeAmount);
-        emit VouchersRedeemed(payee, token, amount, channelIds, cumulativeAmounts);
+        emit VouchersRedeemed(payee, token, amount, RedeemedRows.single(item.channelId, item.cumulativeAmount));
         IERC20(token).safeTransfer(payee, amount);
     }
 

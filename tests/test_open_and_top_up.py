@@ -3,6 +3,7 @@
 import ape
 import pytest
 from conftest import UNIT
+from eth_account import Account
 from protocolbanks.sdk import LaneTerms, lane_id_of
 
 
@@ -150,3 +151,58 @@ def test_open__token_that_delivers_nothing__reverts_nothing_received(project, de
 def test_constructor__redeem_window_out_of_range__reverts(project, deployer, window):
     with ape.reverts(project.StreamChannels.InvalidRedeemWindow, redeemWindow=window):
         deployer.deploy(project.StreamChannels, window)
+
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def test_top_up_lane__payer_lane_hint__credits_the_deposit(open_channel, channels, stranger):
+    channel = open_channel(5 * UNIT)
+    tx = channels.topUpLane(channel.config, ZERO_ADDRESS, 0, 2 * UNIT, sender=stranger)
+    [event] = tx.decode_logs(channels.ChannelToppedUp)
+    assert (event.channelId, event.amount, event.deposit) == (channel.id, 2 * UNIT, 7 * UNIT)
+    assert event["from"] == stranger.address and channel.state().deposit == 7 * UNIT
+
+
+def test_top_up_lane__session_key_lane_hint__credits_the_current_lane(open_channel, channels, payer, chain):
+    channel = open_channel(5 * UNIT)
+    key = Account.create()
+    channel.grant(key.key, total_cap=3 * UNIT, now=chain.pending_timestamp)
+    lane = channel.state().laneId
+    channels.topUpLane(channel.config, key.address, channel.terms.pack(), UNIT, sender=payer)
+    state = channel.state()
+    assert (state.deposit, state.laneId, state.signer) == (6 * UNIT, lane, key.address)
+
+
+@pytest.mark.parametrize("hint", ["payer lane after a grant", "retired key", "another channel's lane"])
+def test_top_up_lane__stale_or_foreign_hint__still_tops_up_the_current_lane(open_channel, channels, payer, chain,
+                                                                           hint):
+    channel, other = open_channel(5 * UNIT), open_channel(5 * UNIT)
+    old_key, new_key = Account.create(), Account.create()
+    channel.grant(old_key.key, total_cap=3 * UNIT, now=chain.pending_timestamp)
+    old_terms = channel.terms.pack()
+    channels.rotateSessionKey(channel.config, new_key.address, (3 * UNIT, 0, 0, chain.pending_timestamp + 3600, 0),
+                              sender=payer)
+    signer, terms = {
+        "payer lane after a grant": (ZERO_ADDRESS, 0),
+        "retired key": (old_key.address, old_terms),
+        "another channel's lane": (payer.address, LaneTerms.for_payer(0).pack()),
+    }[hint]
+    lanes_before = (channel.state().laneId, other.state().deposit)
+    channels.topUpLane(channel.config, signer, terms, UNIT, sender=payer)
+    state = channel.state()
+    assert (state.deposit, state.signer, state.laneId) == (6 * UNIT, new_key.address, lanes_before[0])
+    assert other.state().deposit == lanes_before[1]
+
+
+def test_top_up_lane__closed_channel__reverts(open_channel, channels, payer, payee):
+    channel = open_channel()
+    channels.closeCooperative(channel.config, (channel.id, 0, 0, b"\x00" * 32, b"\x00" * 32), sender=payee)
+    with ape.reverts(channels.ChannelIsClosed):
+        channels.topUpLane(channel.config, ZERO_ADDRESS, 0, UNIT, sender=payer)
+
+
+def test_top_up_lane__unknown_channel__reverts(channels, payer, payee, token):
+    config = (payer.address, payee.address, token.address, b"\xef" * 32)
+    with ape.reverts(channels.ChannelNotFound):
+        channels.topUpLane(config, ZERO_ADDRESS, 0, UNIT, sender=payer)

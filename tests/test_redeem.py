@@ -6,6 +6,7 @@ from conftest import UNIT
 from eth_account import Account
 from eth_utils import keccak
 from protocolbanks.sdk import ChannelDomain, LaneTerms
+from protocolbanks.sdk.redeemed_rows import decode_redeemed_rows
 from protocolbanks.sdk.signing import SECP256K1_N
 
 
@@ -14,8 +15,7 @@ def test_redeem__pays_only_the_delta_over_what_was_redeemed(open_channel, channe
     before = token.balanceOf(payee)
     tx = channels.redeem(payee, token, channel.voucher(3 * UNIT), sender=payee)
     [event] = tx.decode_logs(channels.VouchersRedeemed)
-    assert (event.total, list(event.channelIds), list(event.cumulativeAmounts)) == (
-        3 * UNIT, [channel.id], [3 * UNIT])
+    assert (event.total, decode_redeemed_rows(event.redeemed)) == (3 * UNIT, [(channel.id, 3 * UNIT)])
     channels.redeem(payee, token, channel.voucher(5 * UNIT), sender=payee)
     assert token.balanceOf(payee) - before == 5 * UNIT
     state = channel.state()
@@ -122,7 +122,7 @@ def test_redeem_batch__many_channels_one_transfer(open_channel, channels, token,
     assert len(transfers) == 1 and transfers[0].value == 15 * UNIT
     assert token.balanceOf(payee) - before == 15 * UNIT
     [event] = tx.decode_logs(channels.VouchersRedeemed)
-    assert list(event.cumulativeAmounts) == [(i + 1) * UNIT for i in range(5)]
+    assert decode_redeemed_rows(event.redeemed) == [(row[0], (i + 1) * UNIT) for i, row in enumerate(rows)]
 
 
 def test_redeem_batch__bad_rows_are_skipped_with_reason(open_channel, channels, token, payee):
@@ -136,7 +136,7 @@ def test_redeem_batch__bad_rows_are_skipped_with_reason(open_channel, channels, 
         (good.id, keccak(text="UnknownLane(bytes32)")[:4]),
     }
     [event] = tx.decode_logs(channels.VouchersRedeemed)
-    assert event.total == 2 * UNIT
+    assert event.total == 2 * UNIT and decode_redeemed_rows(event.redeemed) == [(good.id, 2 * UNIT)]
 
 
 def test_redeem_batch__same_voucher_twice_in_one_batch__pays_once(open_channel, channels, token, payee):

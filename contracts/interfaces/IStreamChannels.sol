@@ -158,11 +158,10 @@ interface IStreamChannels {
     event ChannelFrozen(bytes32 indexed channelId, address indexed guardian, uint256 redeemableUntil);
     /// @notice The payer lifted the freeze.
     event ChannelUnfrozen(bytes32 indexed channelId);
-    /// @notice Vouchers moved `total` to `payee` in one transfer. For each row that moved money,
-    ///         `channelIds[i]`'s redeemed amount is now `cumulativeAmounts[i]`; rows that moved nothing are zero.
-    event VouchersRedeemed(
-        address indexed payee, address indexed token, uint256 total, bytes32[] channelIds, uint256[] cumulativeAmounts
-    );
+    /// @notice Vouchers moved `total` to `payee` in one transfer. `redeemed` holds one packed row per voucher
+    ///         that moved money: the channel id (32 bytes), then its new redeemed amount (10 bytes, big-endian);
+    ///         see `RedeemedRows`.
+    event VouchersRedeemed(address indexed payee, address indexed token, uint256 total, bytes redeemed);
     /// @notice A batch row was skipped for the reason given by the error selector `reason`.
     event RedemptionSkipped(bytes32 indexed channelId, bytes4 reason);
     /// @notice The payer started a unilateral close; the payee may redeem until `closesAt`.

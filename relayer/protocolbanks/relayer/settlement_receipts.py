@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from protocolbanks.sdk.redeemed_rows import decode_redeemed_rows
 from web3.contract import Contract
 from web3.logs import DISCARD
 
@@ -31,10 +32,8 @@ def read_redemptions(contract: Contract, receipt: Any) -> RedemptionReport:
         if str(event["address"]).lower() != ours:
             continue
         total += int(event["args"]["total"])
-        for channel_id, cumulative in zip(event["args"]["channelIds"], event["args"]["cumulativeAmounts"],
-                                          strict=True):
-            if int(cumulative) != 0:
-                redeemed[bytes(channel_id)] = int(cumulative)
+        for channel_id, amount in decode_redeemed_rows(event["args"]["redeemed"]):
+            redeemed[channel_id] = amount
     for event in contract.events.RedemptionSkipped().process_receipt(receipt, errors=DISCARD):
         if str(event["address"]).lower() == ours:
             skipped[bytes(event["args"]["channelId"])] = bytes(event["args"]["reason"])

@@ -15,6 +15,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 from protocolbanks.sdk.acceptance import ChannelSnapshot
 from protocolbanks.sdk.lane_terms import LaneTerms
+from protocolbanks.sdk.redeemed_rows import decode_redeemed_rows
 
 
 class ChannelEventReducer:
@@ -83,9 +84,8 @@ class ChannelEventReducer:
         self._update(a["channelId"], frozen=False)
 
     def _on_VouchersRedeemed(self, a: Mapping[str, Any]) -> None:
-        for channel_id, cumulative in zip(a["channelIds"], a["cumulativeAmounts"], strict=True):
-            if int(cumulative):
-                self._update(channel_id, claimed=int(cumulative))
+        for channel_id, redeemed in decode_redeemed_rows(a["redeemed"]):
+            self._update(channel_id, claimed=redeemed)
 
     def _on_CloseRequested(self, a: Mapping[str, Any]) -> None:
         self._update(a["channelId"], closing=True)

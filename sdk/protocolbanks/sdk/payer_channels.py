@@ -21,6 +21,7 @@ from protocolbanks.sdk.permit import sign_permit
 from protocolbanks.sdk.transactions import TransactionSender
 from protocolbanks.sdk.typed_data import ChannelDomain, SessionKeyGrant, channel_id_of
 from web3 import Web3
+from web3.exceptions import ContractLogicError
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class ChannelState:
     key_base: int
     max_per_payment: int
     closes_at: int
+
+
+ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class PayerChannels:
@@ -127,8 +131,17 @@ class PayerChannels:
         return config, self.sender.send("open", call)
 
     def top_up(self, config: ChannelConfig, amount: int) -> Any:
+        """Adds `amount` to the deposit through `topUpLane`, naming the current lane (read for free with an
+        eth_call) so the transaction skips looking it up; if the lane changes in between, the contract still finds
+        the current one."""
         self._ensure_allowance(config.token, amount)
-        return self.sender.send("topUp", self.contract.functions.topUp(config.as_tuple(), amount))
+        try:
+            state = self.state(config)
+            signer, terms = state.signer, state.terms.pack()
+        except ContractLogicError:  # closed or unknown: the transaction's simulation names the contract's error
+            signer, terms = ZERO_ADDRESS, 0
+        call = self.contract.functions.topUpLane(config.as_tuple(), signer, terms, amount)
+        return self.sender.send("topUp", call)
 
     def _ensure_allowance(self, token: str, amount: int) -> None:
         contract = erc20(self.w3, token)
