@@ -124,22 +124,8 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 paid)
     {
-        bytes32 domainSeparator = _domainSeparatorV4();
-        uint256 count = items.length;
-        bytes memory redeemed = RedeemedRows.allocate(count);
-        for (uint256 i; i < count;) {
-            Redemption calldata item = items[i];
-            (uint256 delta, bytes4 err,) = _redeemCompact(domainSeparator, payee, token, item);
-            unchecked {
-                if (delta != 0) {
-                    RedeemedRows.append(redeemed, item.channelId, item.cumulativeAmount);
-                    paid += delta;
-                } else if (err != bytes4(0)) {
-                    emit RedemptionSkipped(item.channelId, err);
-                }
-                ++i;
-            }
-        }
+        bytes memory redeemed = RedeemedRows.allocate(items.length);
+        paid = _redeemRows(_domainSeparatorV4(), payee, token, items, redeemed);
         emit VouchersRedeemed(payee, token, paid, redeemed);
         if (paid != 0) IERC20(token).safeTransfer(payee, paid);
     }

@@ -139,6 +139,16 @@ def test_redeem_batch__bad_rows_are_skipped_with_reason(open_channel, channels, 
     assert event.total == 2 * UNIT and decode_redeemed_rows(event.redeemed) == [(good.id, 2 * UNIT)]
 
 
+def test_redeem_batch__unrecoverable_signature__is_skipped_invalid_signature(open_channel, channels, token, payee):
+    good, bad = open_channel(10 * UNIT), open_channel(10 * UNIT)
+    cid, amount, terms, _, _ = bad.voucher(UNIT)
+    tx = channels.redeemBatch(payee, token, [(cid, amount, terms, b"\x00" * 32, b"\x00" * 32), good.voucher(UNIT)],
+                              sender=payee)
+    [skipped] = tx.decode_logs(channels.RedemptionSkipped)
+    assert (skipped.channelId, bytes(skipped.reason)) == (bad.id, keccak(text="InvalidSignature()")[:4])
+    assert decode_redeemed_rows(tx.decode_logs(channels.VouchersRedeemed)[0].redeemed) == [(good.id, UNIT)]
+
+
 def test_redeem_batch__same_voucher_twice_in_one_batch__pays_once(open_channel, channels, token, payee):
     channel = open_channel(10 * UNIT)
     row = channel.voucher(3 * UNIT)
