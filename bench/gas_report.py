@@ -158,7 +158,7 @@ def markdown(ops: dict[str, int], batch: dict[str, dict[str, float]], meta: dict
               "| event data: 42 packed bytes per redeemed row (channel id, new redeemed amount) | ~360 |",
               "| hashing: voucher struct hash, EIP-712 digest, lane id, mapping slot | ~250 |",
               "| 21,000 transaction base and the single transfer to the payee, amortised | ~330 |",
-              f"| Solidity execution: row decoding, OpenZeppelin ECDSA, cap checks, loop | ~{per - fixed:,} |",
+              f"| execution: OpenZeppelin ECDSA wrapper, hashing glue, fast-path checks, loop | ~{per - fixed:,} |",
               "",
               ("The session key's identity and caps cost no storage read: they are hashed into the location of the "
               "channel's word (docs/protocol.md, 'lanes'), so a capped, key-signed voucher touches exactly one "
@@ -166,13 +166,15 @@ def markdown(ops: dict[str, int], batch: dict[str, dict[str, float]], meta: dict
               "",
               ("Goal of <= 12,000 per voucher: not met. Calldata, ecrecover, the one storage word, the event and the "
               "base add to about 11,070 and are fixed by the EVM and the design; the rest is execution. Measured "
-              "on the way here: packing the event rows (42 instead of 64 bytes) saved ~500 per voucher and the "
-              "optimizer's runs setting ~200; writing the whole batch loop in inline assembly (calldata, lane slot, "
-              "cap rules, event rows) saved only ~180 more (12,476) and was not kept — the via-IR optimizer already "
-              "leaves little: what remains is mostly OpenZeppelin's ECDSA wrapper (~330) and stack traffic between "
-              "the steps. An EIP-2930 access list saves ~76 per voucher. Under 12,000 would need "
-              "an assembly ecrecover (excluded: OpenZeppelin ECDSA, no raw ecrecover) together with a hand-written "
-              "assembly loop."), ""]
+              "on the way here (13,370 before): packed event rows (42 instead of 64 bytes) -500, the optimizer's "
+              "runs setting -200, and the batch's fast path -360: the common row (current signer, within every cap) "
+              "is checked and applied in assembly, any other row re-runs through the reference routine, and a "
+              "property test checks that a batch of one ends exactly like `redeem` (money, state, reason). What "
+              "remains is mostly OpenZeppelin's ECDSA wrapper (~300) and the stack traffic around that call. "
+              "An EIP-2930 access list would save ~76 more per voucher. Under 12,000 would need an assembly "
+              "ecrecover (excluded: OpenZeppelin ECDSA, no raw ecrecover) or a packed calldata ABI for "
+              "`redeemBatch` (~90 per row) together with raw lane slots (~60) and an access list; we kept the "
+              "struct ABI integrators already use."), ""]
     return "\n".join(lines)
 
 
