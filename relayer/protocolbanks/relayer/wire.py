@@ -15,8 +15,7 @@ from typing import Any
 
 from protocolbanks.sdk.lane_terms import LaneTerms
 from protocolbanks.sdk.signing import CompactSignature, SignatureError
-
-MAX_UINT256 = (1 << 256) - 1
+from protocolbanks.sdk.wire_values import WireValueError, parse_hex, parse_uint
 
 
 class SubmissionError(ValueError):
@@ -40,38 +39,17 @@ class VoucherSubmission:
 
 
 def _hex(raw: dict[str, Any], name: str, length: int | None = None) -> bytes:
-    value = raw.get(name)
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise SubmissionError("invalid_field", f"{name} must be a 0x-prefixed hex string")
     try:
-        data = bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise SubmissionError("invalid_field", f"{name} is not valid hex") from exc
-    if length is not None and len(data) != length:
-        raise SubmissionError("invalid_field", f"{name} must be {length} bytes, got {len(data)}")
-    return data
+        return parse_hex(raw.get(name), name, length)
+    except WireValueError as exc:
+        raise SubmissionError("invalid_field", str(exc)) from exc
 
 
 def _uint(raw: dict[str, Any], name: str, *, hex_ok: bool = False) -> int:
-    value = raw.get(name)
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        raise SubmissionError("invalid_field", f"{name} must be an integer (decimal string or JSON integer)")
     try:
-        if isinstance(value, str) and hex_ok and value.startswith("0x"):
-            number = int(value, 16)
-        elif isinstance(value, str):
-            if len(value) > 78 or not value.isdigit():
-                raise ValueError
-            number = int(value, 10)
-        elif isinstance(value, int):
-            number = value
-        else:
-            raise ValueError
-    except ValueError as exc:
-        raise SubmissionError("invalid_field", f"{name} is not an unsigned integer") from exc
-    if not 0 <= number <= MAX_UINT256:
-        raise SubmissionError("invalid_field", f"{name} is outside 0..2^256-1")
-    return number
+        return parse_uint(raw.get(name), name, hex_ok=hex_ok)
+    except WireValueError as exc:
+        raise SubmissionError("invalid_field", str(exc)) from exc
 
 
 MAX_BATCH = 256

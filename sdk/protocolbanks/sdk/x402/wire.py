@@ -23,10 +23,10 @@ from typing import Any
 from protocolbanks.sdk.lane_terms import LaneTerms
 from protocolbanks.sdk.signing import CompactSignature, SignatureError
 from protocolbanks.sdk.typed_data import DOMAIN_NAME, DOMAIN_VERSION, ChannelDomain
+from protocolbanks.sdk.wire_values import WireValueError, parse_hex, parse_uint
 
 SCHEME = "pb-channel"
 PAYLOAD_TYPE = "voucher"
-MAX_UINT256 = (1 << 256) - 1
 
 # error codes a merchant puts in a 402's `error` (besides protocolbanks.sdk.acceptance.Rejection values)
 CUMULATIVE_MISMATCH = "pb_cumulative_mismatch"  # the voucher is not (accepted cumulative + price)
@@ -73,26 +73,17 @@ def domain_of(network: str, extra: dict[str, Any]) -> ChannelDomain:
 
 
 def _uint(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise WireError("invalid_payload", f"{name} must be a decimal string of base units")
-    if isinstance(value, str) and not (value.isdigit() and len(value) <= 78):
-        raise WireError("invalid_payload", f"{name} must be a decimal string of base units")
-    number = int(value)
-    if not 0 <= number <= MAX_UINT256:
-        raise WireError("invalid_payload", f"{name} is out of range")
-    return number
+    try:
+        return parse_uint(value, name)
+    except WireValueError as exc:
+        raise WireError("invalid_payload", str(exc)) from exc
 
 
 def _hex(value: Any, name: str, length: int | None = None) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise WireError("invalid_payload", f"{name} must be 0x-prefixed hex")
     try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise WireError("invalid_payload", f"{name} is not hex") from exc
-    if length is not None and len(raw) != length:
-        raise WireError("invalid_payload", f"{name} must be {length} bytes")
-    return raw
+        return parse_hex(value, name, length)
+    except WireValueError as exc:
+        raise WireError("invalid_payload", str(exc)) from exc
 
 
 @dataclass(frozen=True)
