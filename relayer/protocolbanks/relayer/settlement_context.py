@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.retry_backoff import Backoff
-from protocolbanks.relayer.revert_classifier import Classified, FailureClass
-from protocolbanks.relayer.settlement_chain import SettlementChain
+from protocolbanks.relayer.revert_classifier import RPC_UNAVAILABLE, Classified, FailureClass, classify_exception
+from protocolbanks.relayer.settlement_chain import SettlementChain, SignedSettlementTx
 from protocolbanks.relayer.store.settlement_ledger import ChannelHold, SettlementLedger
 from protocolbanks.sdk.acceptance import ChannelSnapshot
 from protocolbanks.sdk.lane_terms import LaneTerms
@@ -49,6 +49,26 @@ class SettlementContext:
             holds.append(ChannelHold(channel_id, amount, str(FailureClass.TRANSIENT), error, failures,
                                      self.backoff.retry_at_ms(failures, now_ms), settlement_id))
         return holds
+
+    def record_and_broadcast(self, settlement_id: int, signed: SignedSettlementTx, now_ms: int) -> Classified | None:
+        """Records `signed` before it leaves (a crash can never lose a transaction the node may mine), then
+        broadcasts it. Returns None when the node took it, else the classified failure (counted): a refused
+        transaction is marked rejected — it can never be mined — while one whose fate is unknown (the RPC was
+        unreachable) stays recorded and is broadcast again."""
+        self.ledger.record_signed(settlement_id, tx_hash=signed.tx_hash, nonce=signed.nonce,
+                                  max_fee_per_gas=signed.fees.max_fee_per_gas,
+                                  max_priority_fee_per_gas=signed.fees.max_priority_fee_per_gas, raw=signed.raw,
+                                  now_ms=now_ms)
+        try:
+            self.chain.broadcast(signed.raw)
+        except Exception as exc:
+            failure = classify_exception(exc)
+            self.count_failure(failure)
+            if failure.reason != RPC_UNAVAILABLE:
+                self.ledger.reject(signed.tx_hash)
+            return failure
+        self.ledger.mark_broadcast(signed.tx_hash, now_ms)
+        return None
 
     def count_failure(self, failure: Classified) -> None:
         if self.metrics is not None:

@@ -20,7 +20,6 @@ from typing import Any
 
 from protocolbanks.relayer.fee_policy import MIN_BUMP_BPS, Fees, bumped_fees
 from protocolbanks.relayer.revert_classifier import (
-    RPC_UNAVAILABLE,
     Classified,
     FailureClass,
     classify_exception,
@@ -120,21 +119,11 @@ class SentSettlementTracker:
                             extra={"settlement": sid, "nonce": settlement.nonce})
             return
         signed = self.chain.resign(newest.raw, fees)
-        self.ledger.record_signed(sid, tx_hash=signed.tx_hash, nonce=signed.nonce,
-                                  max_fee_per_gas=fees.max_fee_per_gas,
-                                  max_priority_fee_per_gas=fees.max_priority_fee_per_gas, raw=signed.raw,
-                                  now_ms=now_ms)
-        try:
-            self.chain.broadcast(signed.raw)
-        except Exception as exc:
-            failure = classify_exception(exc)
-            self.context.count_failure(failure)
-            if failure.reason != RPC_UNAVAILABLE:
-                self.ledger.reject(signed.tx_hash)  # refused (e.g. the original was mined meanwhile)
+        failure = self.context.record_and_broadcast(sid, signed, now_ms)
+        if failure is not None:  # a refusal (e.g. the original was mined meanwhile) is marked rejected
             log.warning("settlement %s: replacement %s not accepted: %s", sid, hex_of(signed.tx_hash),
                         failure.detail, extra={"settlement": sid, "reason": failure.reason})
             return
-        self.ledger.mark_broadcast(signed.tx_hash, now_ms)
         if self.context.metrics is not None:
             self.context.metrics.settlement_replacements.inc()
         log.warning("settlement %s: stuck tx %s replaced by %s (nonce %s, max fee %s -> %s wei/gas)", sid,

@@ -181,27 +181,16 @@ class Settler:
         except Exception as exc:
             self._attempt_failed(settlement_id, items, exc, attempts, now_ms)
             return []
-        self.ledger.record_signed(settlement_id, tx_hash=signed.tx_hash, nonce=nonce,
-                                  max_fee_per_gas=fees.max_fee_per_gas,
-                                  max_priority_fee_per_gas=fees.max_priority_fee_per_gas, raw=signed.raw,
-                                  now_ms=now_ms)
-        try:
-            self.chain.broadcast(signed.raw)
-        except Exception as exc:
-            failure = classify_exception(exc)
-            self.context.count_failure(failure)
-            if failure.reason == RPC_UNAVAILABLE:  # fate unknown: it stays recorded and is broadcast again
-                log.warning("settlement %s: broadcast of %s failed (%s); will broadcast it again", settlement_id,
-                            hex_of(signed.tx_hash), failure.detail, extra={"settlement": settlement_id})
-            else:  # refused by the node: it can never be mined
-                self.ledger.reject(signed.tx_hash)
-                self.ledger.retry_later(settlement_id, error_class=str(failure.failure_class), error=failure.detail,
-                                        retry_at_ms=self.context.backoff.retry_at_ms(attempts + 1, now_ms))
-                log.warning("settlement %s: node refused %s: %s", settlement_id, hex_of(signed.tx_hash),
-                            failure.detail, extra={"settlement": settlement_id, "reason": failure.reason})
-                return []
-        else:
-            self.ledger.mark_broadcast(signed.tx_hash, now_ms)
+        refused = self.context.record_and_broadcast(settlement_id, signed, now_ms)
+        if refused is not None and refused.reason == RPC_UNAVAILABLE:  # fate unknown: it is broadcast again
+            log.warning("settlement %s: broadcast of %s failed (%s); will broadcast it again", settlement_id,
+                        hex_of(signed.tx_hash), refused.detail, extra={"settlement": settlement_id})
+        elif refused is not None:  # refused by the node: it can never be mined
+            self.ledger.retry_later(settlement_id, error_class=str(refused.failure_class), error=refused.detail,
+                                    retry_at_ms=self.context.backoff.retry_at_ms(attempts + 1, now_ms))
+            log.warning("settlement %s: node refused %s: %s", settlement_id, hex_of(signed.tx_hash),
+                        refused.detail, extra={"settlement": settlement_id, "reason": refused.reason})
+            return []
         log.info("settlement %s sent: %s channels, nonce %s, tx %s", settlement_id, len(items), nonce,
                  hex_of(signed.tx_hash), extra={"settlement": settlement_id, "nonce": nonce})
         return [SettlementOutcome(settlement_id, hex_of(signed.tx_hash), len(items))]
