@@ -26,26 +26,22 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from merchant_setup import gateway_from_env
+from merchant_setup import IMAGE_PRICE, MAX_IMAGES, gateway_from_env, images_asked
 from pb_env import SettingError, fail, port_setting, u
 from protocolbanks.sdk.gateway import MerchantGateway, PaymentReceipt
 from protocolbanks.sdk.gateway.fastapi import paid, use_gateway
 
-IMAGE_PRICE = Decimal("0.1")  # U per image (a Decimal or decimal string of tokens, or an int of base units)
-MAX_IMAGES = 10
-
 
 def image_count(request: Request) -> int:
     """Images the request asks for (?n=): the units the 402 states and the payer checks."""
-    n = request.query_params.get("n", "1")
-    return min(int(n), MAX_IMAGES) if n.isdigit() and int(n) > 0 else 1
+    return images_asked(request.query_params.get("n"))
 
 
-def images_price(request: Request) -> Decimal:
+def images_price(request: Request) -> Decimal:  # 0.1 U per image (merchant_setup.py's price list)
     return IMAGE_PRICE * image_count(request)
 
 
-def log_payment(receipt: PaymentReceipt, request: Any) -> None:
+def log_payment(receipt: PaymentReceipt, request: Any) -> None:  # the payment callback
     print(f"paid {u(receipt.amount)} U by {receipt.payer} (payment {receipt.payment_id}); "
           f"the channel can still pay {u(receipt.remaining)} U", flush=True)
 
@@ -92,12 +88,9 @@ def main() -> int:
         return fail(str(exc), 2)
     print(f"paid images on http://127.0.0.1:{port} for {settings.payee}, relayer {settings.relayer_url or 'off'}",
           flush=True)
-    try:
+    with running:  # on the way out: stops following the chain, hands the last vouchers to the relayer
         uvicorn.run(build_app(running.gateway, bypass_token=os.environ.get("PB_TEST_BYPASS_TOKEN")),
                     host="127.0.0.1", port=port, log_level="warning")
-    finally:
-        if not running.stop():
-            print("warning: some vouchers did not reach the relayer", file=sys.stderr)
     return 0
 
 

@@ -20,31 +20,22 @@ from __future__ import annotations
 import logging
 import sys
 from decimal import Decimal
-from typing import Any
 
 from flask import Flask, Request, abort, jsonify, request
 from flask.typing import ResponseReturnValue
-from merchant_setup import gateway_from_env
-from pb_env import SettingError, fail, port_setting, u
-from protocolbanks.sdk.gateway import MerchantGateway, PaymentReceipt
+from merchant_setup import IMAGE_PRICE, gateway_from_env, images_asked, log_payment
+from pb_env import SettingError, fail, port_setting
+from protocolbanks.sdk.gateway import MerchantGateway
 from protocolbanks.sdk.gateway.flask import init_app, paid
-
-IMAGE_PRICE = Decimal("0.1")  # U per image
-MAX_IMAGES = 10
 
 
 def image_count(req: Request) -> int:
     """Images the request asks for (?n=): the units the 402 states and the payer checks."""
-    n = req.args.get("n", "1")
-    return min(int(n), MAX_IMAGES) if n.isdigit() and int(n) > 0 else 1
+    return images_asked(req.args.get("n"))
 
 
-def images_price(req: Request) -> Decimal:
+def images_price(req: Request) -> Decimal:  # 0.1 U per image (merchant_setup.py's price list)
     return IMAGE_PRICE * image_count(req)
-
-
-def log_payment(receipt: PaymentReceipt, req: Any) -> None:
-    print(f"paid {u(receipt.amount)} U by {receipt.payer} (payment {receipt.payment_id})", flush=True)
 
 
 def build_app(gateway: MerchantGateway) -> Flask:
@@ -79,11 +70,8 @@ def main() -> int:
     except SettingError as exc:
         return fail(str(exc), 2)
     print(f"paid images (Flask) on http://127.0.0.1:{port} for {settings.payee}", flush=True)
-    try:
+    with running:  # on the way out: stops following the chain, hands the last vouchers to the relayer
         build_app(running.gateway).run(host="127.0.0.1", port=port, threaded=True)
-    finally:
-        if not running.stop():
-            print("warning: some vouchers did not reach the relayer", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The gateway every merchant example shares: a chain view, the channel book and the relayer forwarder.
+"""The gateway every merchant example shares (a chain view, the channel book, the relayer forwarder), and the
+price list of the image API that merchant_fastapi.py, merchant_flask.py and merchant_django/ serve.
 
     PB_PAYEE         the merchant's address: channels paying it are accepted     (required)
     PB_RELAYER_URL   the relayer that settles (default http://127.0.0.1:8790; "off" = keep vouchers in memory)
@@ -11,14 +12,18 @@ from a background thread; the relayer settles them on-chain in batches.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
-from pb_env import DECIMALS, DEFAULT_RELAYER_URL, DEFAULT_RPC_URL, address_setting, connect, setting
+from pb_env import DECIMALS, DEFAULT_RELAYER_URL, DEFAULT_RPC_URL, address_setting, connect, setting, u
 from protocolbanks.sdk.chain_view import ChainCache
 from protocolbanks.sdk.gateway import (
     ChainFollower,
     GatewayChannelBook,
     MerchantGateway,
+    PaymentReceipt,
     RelayerChannelLookup,
     RelayerForwarder,
 )
@@ -56,6 +61,13 @@ class RunningGateway:
         self.follower.stop()
         return self.gateway.stop(timeout=5.0)
 
+    def __enter__(self) -> RunningGateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:  # `with running: serve(...)` stops it after, even on Ctrl-C
+        if not self.stop():
+            print("warning: some vouchers did not reach the relayer", file=sys.stderr)
+
 
 def start_gateway(w3: Web3, *, contract: str, token: str, payee: str, relayer_url: str | None,
                   poll_interval: float = 1.0) -> RunningGateway:
@@ -78,3 +90,18 @@ def gateway_from_env() -> tuple[MerchantSettings, RunningGateway]:
     running = start_gateway(w3, contract=settings.contract, token=settings.token, payee=settings.payee,
                             relayer_url=settings.relayer_url)
     return settings, running
+
+
+# The image API (one price list for its three frameworks; each wraps images_asked in a function of its request)
+IMAGE_PRICE = Decimal("0.1")  # U per image (a Decimal or decimal string of tokens, or an int of base units)
+MAX_IMAGES = 10
+
+
+def images_asked(n: str | None) -> int:
+    """Images a request asks for with ?n= (1 when absent or not a number, at most MAX_IMAGES)."""
+    return min(int(n), MAX_IMAGES) if n is not None and n.isdigit() and int(n) > 0 else 1
+
+
+def log_payment(receipt: PaymentReceipt, request: Any) -> None:
+    """on_payment_success: called with the receipt and the framework's request once a payment is committed."""
+    print(f"paid {u(receipt.amount)} U by {receipt.payer} (payment {receipt.payment_id})", flush=True)

@@ -1,18 +1,14 @@
-"""What settings.py points at: the gateway (started once, from the environment), prices, skip predicate, callback."""
+"""What settings.py points at: the gateway (started once, from the environment), prices, skip predicate."""
 
 from __future__ import annotations
 
 import os
 from decimal import Decimal
-from typing import Any
 
 from django.http import HttpRequest
-from merchant_setup import RunningGateway, gateway_from_env
-from pb_env import u
-from protocolbanks.sdk.gateway import MerchantGateway, PaymentReceipt
+from merchant_setup import IMAGE_PRICE, RunningGateway, gateway_from_env, images_asked
+from protocolbanks.sdk.gateway import MerchantGateway
 
-IMAGE_PRICE = Decimal("0.1")  # U per image
-MAX_IMAGES = 10
 _running: list[RunningGateway] = []
 
 
@@ -30,8 +26,7 @@ def stop() -> bool:
 
 
 def image_count(request: HttpRequest) -> int:
-    n = request.GET.get("n", "1")
-    return min(int(n), MAX_IMAGES) if n.isdigit() and int(n) > 0 else 1
+    return images_asked(request.GET.get("n"))
 
 
 def images_price(request: HttpRequest) -> Decimal:
@@ -41,7 +36,3 @@ def images_price(request: HttpRequest) -> Decimal:
 def is_test_request(request: HttpRequest) -> bool:
     token = os.environ.get("PB_TEST_BYPASS_TOKEN")
     return bool(token) and request.headers.get("X-Test-Bypass") == token
-
-
-def log_payment(receipt: PaymentReceipt, request: Any) -> None:
-    print(f"paid {u(receipt.amount)} U by {receipt.payer} (payment {receipt.payment_id})", flush=True)

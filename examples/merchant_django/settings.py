@@ -21,4 +21,4 @@ PB_PAID_ROUTES = {  # x402 route patterns "METHOD /path" ("*" wildcards) -> pric
     },
 }
 PB_SKIP_PAYMENT = "merchant_django.payments.is_test_request"  # (request) -> bool: serve without payment
-PB_ON_PAYMENT_SUCCESS = "merchant_django.payments.log_payment"  # (receipt, request)
+PB_ON_PAYMENT_SUCCESS = "merchant_setup.log_payment"  # (receipt, request): prints the payment

@@ -31,8 +31,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
 from protocolbanks.sdk.gateway.merchant import MerchantGateway, PricedRoute
-from protocolbanks.sdk.gateway.paywall import PaymentDemand, Paywall, credit_on_failure
-from x402.http.x402_http_server_base import with_private_cache_control
+from protocolbanks.sdk.gateway.paywall import PaymentDemand, Paywall
 
 
 class DjangoAdapter:
@@ -143,20 +142,15 @@ class PBDjangoPaymentMiddleware:
         except BaseException as exc:
             self.paywall.fail(decision, error=exc)
             raise
-        if response.status_code >= 400:
-            self.paywall.fail(decision, status=response.status_code)
-            return response
-        outcome = self.paywall.succeed(decision)
+        outcome = self.paywall.after_handler(decision, response.status_code, response.headers.get("Cache-Control"))
         if isinstance(outcome, PaymentDemand):
             return _demand_response(outcome)
-        for name, value in decision.headers.items():
-            if name == "Cache-Control":
-                value = with_private_cache_control(response.headers.get("Cache-Control"))
-            response.headers[name] = value
-        if isinstance(response, StreamingHttpResponse):
-            content = cast(Iterable[bytes], response.streaming_content)
-            response.streaming_content = credit_on_failure(
-                content, lambda exc: self.paywall.credit(decision, exc))
+        if outcome is not None:  # committed (None: the view answered >= 400, released, not charged)
+            for name, value in outcome.items():
+                response.headers[name] = value
+            if isinstance(response, StreamingHttpResponse):
+                content = cast(Iterable[bytes], response.streaming_content)
+                response.streaming_content = self.paywall.streamed_body(decision, content)
         return response
 
 

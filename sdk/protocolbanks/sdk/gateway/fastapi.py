@@ -22,7 +22,6 @@ library does: no streaming on paid routes there).
 # no `from __future__ import annotations`: FastAPI reads the dependencies' annotations at run time, and they
 # name local functions
 import logging
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated
 
@@ -44,6 +43,7 @@ from protocolbanks.sdk.gateway.paywall import (
     PAYMENT_RESPONSE,
     PaymentDemand,
     Paywall,
+    RoutePaywalls,
     payment_required_body,
     peek_channel,
     peek_payment,
@@ -100,24 +100,11 @@ def paid(price: PriceSpec, *, units: UnitsFunction | None = None, description: s
          on_payment_failure: FailureCallback | None = None) -> Callable[..., Awaitable[PaymentReceipt | None]]:
     """A dependency that makes the route paid: `receipt = Depends(paid(price="0.1"))` (None when the request was
     let through without payment by `skip_payment`)."""
-    route = PricedRoute(price, units, description, mime_type)
-    paywalls: dict[int, Paywall] = {}
-    lock = threading.Lock()
-
-    def paywall_for(request: Request) -> Paywall:
-        found = _gateway_of(request, gateway)
-        paywall = paywalls.get(id(found))
-        if paywall is None:
-            with lock:
-                paywall = paywalls.get(id(found))
-                if paywall is None:
-                    paywall = paywalls[id(found)] = Paywall(
-                        found, {"*": route}, skip_payment=skip_payment, on_payment_success=on_payment_success,
-                        on_payment_failure=on_payment_failure)
-        return paywall
+    paywalls = RoutePaywalls(PricedRoute(price, units, description, mime_type), skip_payment=skip_payment,
+                             on_payment_success=on_payment_success, on_payment_failure=on_payment_failure)
 
     async def gate(request: Request, response: Response) -> AsyncIterator[PaymentReceipt | None]:
-        paywall = paywall_for(request)
+        paywall = paywalls.of(_gateway_of(request, gateway))
         decision = await paywall.acheck(NativeFastAPIAdapter(request), path=request.url.path,
                                         method=request.method)
         if decision is None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -31,11 +30,10 @@ from protocolbanks.sdk.gateway.merchant import (
     SkipPredicate,
     SuccessCallback,
 )
-from protocolbanks.sdk.gateway.paywall import PaidRequest, PaymentDemand, Paywall, credit_on_failure
+from protocolbanks.sdk.gateway.paywall import PaidRequest, PaymentDemand, Paywall, RoutePaywalls
 from protocolbanks.sdk.gateway.prices import PriceSpec, UnitsFunction
 from protocolbanks.sdk.gateway.rate_api import rate_blueprint
 from x402.http.middleware.flask import FlaskAdapter
-from x402.http.x402_http_server_base import with_private_cache_control
 
 EXTENSION_KEY = "protocolbanks.gateway"
 
@@ -65,21 +63,14 @@ def paid(price: PriceSpec, *, units: UnitsFunction | None = None, description: s
          skip_payment: SkipPredicate | None = None, on_payment_success: SuccessCallback | None = None,
          on_payment_failure: FailureCallback | None = None) -> Callable[[View], View]:
     """Decorator making a Flask view paid. Price functions and `units` receive the Flask request."""
-    route = PricedRoute(price, units, description, mime_type)
-    paywalls: dict[int, Paywall] = {}
-    lock = threading.Lock()
+    paywalls = RoutePaywalls(PricedRoute(price, units, description, mime_type), skip_payment=skip_payment,
+                             on_payment_success=on_payment_success, on_payment_failure=on_payment_failure)
 
     def paywall_for() -> Paywall:
         found = gateway or current_app.extensions.get(EXTENSION_KEY)
         if not isinstance(found, MerchantGateway):
             raise RuntimeError("no payment gateway: use @paid(..., gateway=...) or init_app(app, gateway)")
-        with lock:
-            paywall = paywalls.get(id(found))
-            if paywall is None:
-                paywall = paywalls[id(found)] = Paywall(
-                    found, {"*": route}, skip_payment=skip_payment, on_payment_success=on_payment_success,
-                    on_payment_failure=on_payment_failure)
-            return paywall
+        return paywalls.of(found)
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -105,19 +96,13 @@ def _serve_paid(paywall: Paywall, paid_request: PaidRequest, view: View, args: t
     except BaseException as exc:
         paywall.fail(paid_request, status=getattr(exc, "code", None), error=exc)
         raise
-    if response.status_code >= 400:
-        paywall.fail(paid_request, status=response.status_code)
-        return response
-    outcome = paywall.succeed(paid_request)
+    outcome = paywall.after_handler(paid_request, response.status_code, response.headers.get("Cache-Control"))
     if isinstance(outcome, PaymentDemand):
         return demand_response(outcome)
-    for name, value in paid_request.headers.items():
-        if name == "Cache-Control":
-            value = with_private_cache_control(response.headers.get("Cache-Control"))
-        response.headers[name] = value
-    if response.is_streamed:
-        body = cast(Iterable[bytes], response.response)
-        response.response = credit_on_failure(body, lambda exc: paywall.credit(paid_request, exc))
+    if outcome is not None:  # committed (None: the view answered >= 400, released, not charged)
+        response.headers.update(outcome)
+        if response.is_streamed:
+            response.response = paywall.streamed_body(paid_request, cast(Iterable[bytes], response.response))
     return response
 
 

@@ -9,7 +9,11 @@ else:                                     -> run the handler, then
     paywall.succeed(decision)  (handler ok: commit, add decision.headers to the response)
     paywall.fail(decision, status=..., error=...)  (handler failed: released, not charged)
     paywall.credit(decision)   (failed after succeed, e.g. a streamed body broke: the price becomes a credit)
+    paywall.after_handler(decision, status, cache_control)  (succeed or fail by the status: the headers to add)
 ```
+
+A decorator or dependency that names its gateway only at request time keeps one Paywall per gateway in a
+`RoutePaywalls`.
 
 It runs the x402 library's own HTTP pipeline (`x402HTTPResourceServerSync`: route matching, header decoding,
 requirement matching, the pb-channel scheme's hooks, settlement headers); everything is in memory and
@@ -20,8 +24,9 @@ Paid responses carry `PAYMENT-RESPONSE`, `X-Payment-Id`, `X-Payment-Amount`, `X-
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from protocolbanks.sdk.gateway.channel_book import PaymentReceipt, Reservation, VoucherRefused
@@ -298,6 +303,25 @@ class Paywall:
         self.fail(paid, status=status, error=error)
         return None
 
+    def after_handler(self, paid: PaidRequest, status: int,
+                      cache_control: str | None = None) -> dict[str, str] | PaymentDemand | None:
+        """The handler answered `status`, its response's own Cache-Control being `cache_control`. At 400 or above
+        the payment is released (nothing charged) and None returned: the response goes out as it is. Below, it is
+        committed and the headers to add to the response are returned (Cache-Control made private, keeping the
+        response's directives), or, if the commit failed, the PaymentDemand to answer instead."""
+        if status >= 400:
+            self.fail(paid, status=status)
+            return None
+        outcome = self.succeed(paid)
+        if isinstance(outcome, PaymentDemand):
+            return outcome
+        return {name: with_private_cache_control(cache_control) if name == "Cache-Control" else value
+                for name, value in paid.headers.items()}
+
+    def streamed_body(self, paid: PaidRequest, body: Iterable[bytes]) -> Iterator[bytes]:
+        """The streamed body of a committed response: if producing it raises, the price becomes a credit."""
+        return credit_on_failure(body, lambda exc: self.credit(paid, exc))
+
     def credit(self, paid: PaidRequest, error: BaseException | None = None) -> int:
         """The request failed after `succeed` (e.g. its streamed body broke): its price becomes a credit that the
         payer's replay of the same voucher uses (see channel_book). Returns the channel's credit."""
@@ -306,3 +330,28 @@ class Paywall:
                                                    paid.reservation.price, credit=credit), paid.request,
                                     self.on_payment_failure)
         return credit
+
+
+@dataclass(eq=False)
+class RoutePaywalls:
+    """One paid route's Paywall per gateway, made on first use: for a decorator or dependency whose gateway is
+    known only at request time (its own, or the app's default)."""
+
+    route: PricedRoute
+    _: KW_ONLY
+    skip_payment: SkipPredicate | None = None
+    on_payment_success: SuccessCallback | None = None
+    on_payment_failure: FailureCallback | None = None
+    _paywalls: dict[int, Paywall] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def of(self, gateway: MerchantGateway) -> Paywall:
+        paywall = self._paywalls.get(id(gateway))
+        if paywall is None:
+            with self._lock:
+                paywall = self._paywalls.get(id(gateway))
+                if paywall is None:
+                    paywall = self._paywalls[id(gateway)] = Paywall(
+                        gateway, {"*": self.route}, skip_payment=self.skip_payment,
+                        on_payment_success=self.on_payment_success, on_payment_failure=self.on_payment_failure)
+        return paywall
