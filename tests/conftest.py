@@ -148,6 +148,15 @@ def wallet_channel(project, accounts, channels, domain, token, payee, deployer):
 
 
 @pytest.fixture
+def agent(deployer, token):
+    """A fresh payer account (the payer clients' tests) holding ether and 100 U, with no approval given to anyone."""
+    account = Account.create()
+    deployer.transfer(account.address, 10**18)
+    token.mint(account.address, 100 * UNIT, sender=deployer)
+    return account
+
+
+@pytest.fixture
 def new_key():
     """Factory: a fresh session key (private key bytes)."""
     return lambda: Account.create().key

@@ -1,7 +1,7 @@
 """Shared pieces of the gateway tests: a channel with a session key on the in-process chain, a merchant gateway
 over a ChainCache of that chain, real servers on loopback (uvicorn / werkzeug threads), and a small pb-channel
 client scheme for the x402 library's own client (`x402Client` + `x402AsyncTransport`): the x402-interop round
-trip.
+trip. The servers run through protocolbanks.devtools.thread_server.
 
 Every framework's test app serves the same routes so `exercise_paid_routes` runs the same story against each:
   GET /free            not paid
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +22,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-import uvicorn
 from eth_account import Account
+from protocolbanks.devtools.thread_server import serve_asgi, serve_in_thread  # noqa: F401 (serve_asgi: for the tests)
 from protocolbanks.sdk.chain_view import ChainCache
 from protocolbanks.sdk.gateway import GatewayChannelBook, MerchantGateway, RelayerForwarder
-from protocolbanks.sdk.typed_data import Voucher
+from protocolbanks.sdk.typed_data import ChannelDomain, Voucher
 from protocolbanks.sdk.x402.wire import SCHEME, VoucherPayload
 from werkzeug.serving import make_server
 from x402 import PaymentPayload, PaymentRequired, RecoveredResponseResult, x402Client
@@ -164,40 +162,26 @@ def signed_header(required_header: str, scheme: PbTestClientScheme) -> str:
     return encode_payment_signature_header(payload)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def serve_asgi(app: Any) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-
-
 @contextmanager
 def serve_wsgi(app: Any) -> Iterator[str]:
+    """Serves a WSGI app with werkzeug (threaded) on a loopback port from a thread; yields its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(server):
         yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
+
+
+def chain_checked_book(chain: Any, channels: Any, payee: Any, token: Any) -> GatewayChannelBook:
+    """A merchant's book that checks every voucher against the chain's current channel state (the cache is polled
+    on each lookup, no reorg depth), its clock following the chain's."""
+    cache = ChainCache(chain.provider.web3, channels.address, reorg_depth=0)
+
+    def snapshot(channel_id: bytes) -> Any:
+        cache.poll()
+        return cache.get(channel_id)
+
+    offset = chain.pending_timestamp - time.time()
+    return GatewayChannelBook(ChannelDomain(chain.chain_id, channels.address), snapshot, payee=payee.address,
+                              token=token.address, clock=lambda: time.time() + offset)
 
 
 def freeze(env: GatewayEnv, guardian: Any) -> None:

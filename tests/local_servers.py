@@ -1,5 +1,6 @@
-"""Real servers on loopback for notification tests: a JSON-recording HTTP server (webhooks, a stand-in for
-Telegram's Bot API) and an SMTP server (aiosmtpd)."""
+"""Real servers on loopback for the notification and outage tests: a JSON-recording HTTP server (webhooks, a
+stand-in for Telegram's Bot API), an SMTP server (aiosmtpd) and a TCP proxy a test can take down; `send_json`
+answers a stand-in server's request."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from protocolbanks.devtools.thread_server import free_port, serve_in_thread
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: object) -> None:
+    """Answers the handler's request with `body` as JSON."""
+    payload = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
 
 
 @contextmanager
@@ -24,24 +31,14 @@ def json_http_server(answer: dict | None = None, status: int = 200):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             calls.append((self.path, json.loads(self.rfile.read(int(self.headers["content-length"])))))
-            payload = json.dumps(answer or {}).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            send_json(self, status, answer or {})
 
         def log_message(self, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(server):
         yield f"http://127.0.0.1:{server.server_port}", calls
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager

@@ -7,16 +7,14 @@ tested against a real server.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import uvicorn
 from fastapi import FastAPI, Request
+from protocolbanks.devtools.thread_server import serve_asgi
 from protocolbanks.sdk.acceptance import ChannelSnapshot, PeriodUsage, evaluate_voucher
 from protocolbanks.sdk.pricing import RateCard
 from protocolbanks.sdk.signing import SignatureError
@@ -206,27 +204,6 @@ def build_merchant(book: MerchantBook, routes: dict[str, PaidRoute], *, pay_to: 
     return app
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Runs `app` with uvicorn in a thread on loopback; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+def serve(app: FastAPI) -> AbstractContextManager[str]:
+    """Runs `app` with uvicorn (no lifespan) in a thread on loopback; yields its base URL."""
+    return serve_asgi(app, lifespan="off")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from conftest import UNIT
@@ -60,6 +61,14 @@ class Rig:
     store: VoucherStore
     intake: VoucherIntake
     clock: Clock
+
+    @classmethod
+    def fresh(cls, chain: Any, channels: Any, payee: Any, domain: Any, tmp_path: Path) -> Rig:
+        """A chain cache from the current block, an SQLite store in `tmp_path`, an intake for `payee`, a clock."""
+        w3 = chain.provider.web3
+        cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
+        store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
+        return cls(w3, cache, store, VoucherIntake(store, cache.get, domain, payee=payee.address), Clock())
 
     def settler(self, payee: Any, contract: str, **options: Any) -> Settler:
         options.setdefault("confirmations", 0)

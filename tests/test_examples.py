@@ -22,6 +22,8 @@ import pytest
 from conftest import UNIT
 from eth_account import Account
 from gateway_harness import serve_asgi, serve_wsgi
+from local_servers import send_json
+from protocolbanks.devtools.thread_server import serve_in_thread
 from protocolbanks.sdk.payer import FAST_TEST_KDF, BudgetPolicy
 from protocolbanks.sdk.payer_channels import PayerChannels
 from protocolbanks.sdk.x402.wire import VoucherPayload
@@ -96,12 +98,7 @@ class RelayerHandler(BaseHTTPRequestHandler):
     server: StandInRelayer
 
     def answer(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, body)
 
     def do_GET(self) -> None:  # /v1/channels/{id}
         accepted = self.server.accepted(self.path.rsplit("/", 1)[-1])
@@ -126,20 +123,8 @@ class RelayerHandler(BaseHTTPRequestHandler):
 @contextmanager
 def stand_in_relayer() -> Iterator[StandInRelayer]:
     server = StandInRelayer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serve_in_thread(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def agent(deployer, token):
-    account = Account.create()
-    deployer.transfer(account.address, 10**18)
-    token.mint(account.address, 100 * UNIT, sender=deployer)
-    return account
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiohttp import web
 from gateway_harness import IMAGE_PRICE, make_env
+from local_servers import send_json
+from protocolbanks.devtools.thread_server import serve_in_thread
 from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.store import VoucherStore
@@ -59,12 +61,7 @@ def stand_in_relayer(answers):
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             status, body = answers[min(len(posts) + len(gets) - 1, len(answers) - 1)]
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            send_json(self, status, body)
 
         def do_POST(self):
             posts.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
@@ -78,13 +75,8 @@ def stand_in_relayer(answers):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(server):
         yield f"http://127.0.0.1:{server.server_port}", posts, gets
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def pay(env, times: int) -> None:

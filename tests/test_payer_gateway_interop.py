@@ -3,48 +3,27 @@ in-process chain: FastAPI `paid` dependency (async client) and Flask `@paid` dec
 route whose published rate the payer verifies, pre-emptive vouchers, vouchers redeemable on-chain."""
 
 import asyncio
-import time
 from typing import Annotated
 
 import httpx
 import pytest
 from conftest import UNIT
-from eth_account import Account
 from fastapi import Depends, FastAPI, Request
 from flask import Flask, jsonify
 from flask import request as flask_request
-from gateway_harness import serve_asgi, serve_wsgi
-from protocolbanks.sdk.chain_view import ChainCache
-from protocolbanks.sdk.gateway import GatewayChannelBook, MerchantGateway, PaymentReceipt
+from gateway_harness import chain_checked_book, serve_asgi, serve_wsgi
+from protocolbanks.sdk.gateway import MerchantGateway, PaymentReceipt
 from protocolbanks.sdk.gateway import fastapi as pb_fastapi
 from protocolbanks.sdk.gateway import flask as pb_flask
 from protocolbanks.sdk.payer import FAST_TEST_KDF, AsyncPBStreamClient, BudgetPolicy, PBStreamClient, SessionKeyStore
 from protocolbanks.sdk.pricing import RateCard
-from protocolbanks.sdk.typed_data import ChannelDomain
 
 IMAGE = 100_000
 
 
 @pytest.fixture
-def agent(chain, deployer, token):
-    account = Account.create()
-    deployer.transfer(account.address, 10**18)
-    token.mint(account.address, 100 * UNIT, sender=deployer)
-    return account
-
-
-@pytest.fixture
 def gateway(chain, channels, payee, token):
-    cache = ChainCache(chain.provider.web3, channels.address, reorg_depth=0)
-
-    def snapshot(channel_id):
-        cache.poll()
-        return cache.get(channel_id)
-
-    offset = chain.pending_timestamp - time.time()
-    book = GatewayChannelBook(ChannelDomain(chain.chain_id, channels.address), snapshot, payee=payee.address,
-                              token=token.address, clock=lambda: time.time() + offset)
-    return MerchantGateway(book)
+    return MerchantGateway(chain_checked_book(chain, channels, payee, token))
 
 
 class Wire(httpx.BaseTransport):

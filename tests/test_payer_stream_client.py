@@ -3,17 +3,14 @@ real merchant gateway (FastAPI dependency) checking vouchers against the chain; 
 top-up, remaining balance, settle, rotate / revoke, close and withdraw."""
 
 import asyncio
-import time
 from typing import Annotated
 
 import pytest
 from conftest import UNIT
-from eth_account import Account
 from fastapi import Depends, FastAPI, Request
-from gateway_harness import serve_asgi
+from gateway_harness import chain_checked_book, serve_asgi
 from local_servers import json_http_server
-from protocolbanks.sdk.chain_view import ChainCache
-from protocolbanks.sdk.gateway import GatewayChannelBook, MerchantGateway, PaymentReceipt
+from protocolbanks.sdk.gateway import MerchantGateway, PaymentReceipt
 from protocolbanks.sdk.gateway.fastapi import paid, use_gateway
 from protocolbanks.sdk.payer import (
     FAST_TEST_KDF,
@@ -26,29 +23,15 @@ from protocolbanks.sdk.payer import (
 )
 from protocolbanks.sdk.pricing import RateCard
 from protocolbanks.sdk.transactions import ContractCallFailed
-from protocolbanks.sdk.typed_data import ChannelDomain
 
 PRICE = 300_000
-
-
-@pytest.fixture
-def agent(chain, deployer, token):
-    """A payer that holds ether and 100 U, and has given no approval to anyone."""
-    account = Account.create()
-    deployer.transfer(account.address, 10**18)
-    token.mint(account.address, 100 * UNIT, sender=deployer)
-    return account
 
 
 @pytest.fixture
 def merchant(chain, channels, payee, token):
     """The real gateway (FastAPI `paid` dependency): 0.3 U per image from a published rate card, vouchers checked
     against the chain's current channel state. Yields (committed vouchers, paid request count, base URL)."""
-    cache = ChainCache(chain.provider.web3, channels.address, reorg_depth=0)
-    offset = chain.pending_timestamp - time.time()
-    book = GatewayChannelBook(ChannelDomain(chain.chain_id, channels.address),
-                              lambda cid: (cache.poll(), cache.get(cid))[1], payee=payee.address,
-                              token=token.address, clock=lambda: time.time() + offset)
+    book = chain_checked_book(chain, channels, payee, token)
     committed, paid_requests = [], []
     book.on_commit = committed.append
     app = FastAPI()

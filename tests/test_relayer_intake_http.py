@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -30,22 +32,31 @@ def body(cumulative: int, *, key=KEY.key, terms=TERMS, channel=CHANNEL, **extra)
             "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex(), **extra}
 
 
+@asynccontextmanager
+async def intake_on_loopback(intake: VoucherIntake) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """Serves the relayer's HTTP app for `intake` on 127.0.0.1 (random port); yields (client session, base URL)."""
+    runner = web.AppRunner(build_app(intake))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield session, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 def run_with_server(tmp_path, scenario, snapshots=None, payee=None, chain_lag=None):
     """Starts the relayer's HTTP app on 127.0.0.1 (random port), runs `scenario(session, url, intake)`."""
     async def main():
         store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
         table = snapshots if snapshots is not None else {CHANNEL: SNAPSHOT}
         intake = VoucherIntake(store, table.get, DOMAIN, payee=payee, chain_lag=chain_lag, max_chain_lag_s=60)
-        runner = web.AppRunner(build_app(intake))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
         try:
-            async with aiohttp.ClientSession() as session:
-                return await scenario(session, f"http://127.0.0.1:{port}", intake)
+            async with intake_on_loopback(intake) as (session, url):
+                return await scenario(session, url, intake)
         finally:
-            await runner.cleanup()
             store.close()
     return asyncio.run(main())
 

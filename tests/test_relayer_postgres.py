@@ -11,9 +11,6 @@ import threading
 import time
 from collections import defaultdict
 
-import aiohttp
-from aiohttp import web
-from protocolbanks.relayer.http_api import build_app
 from protocolbanks.relayer.inspection import channels as inspect_channels
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.store import AcceptedVoucher, VoucherStore, metadata
@@ -23,7 +20,7 @@ from protocolbanks.relayer.store.voucher_store import CONFLICT, STORED, Settleme
 from protocolbanks.sdk.acceptance import PeriodUsage
 from sqlalchemy import Numeric, func, inspect, select, text
 from test_relayer_intake_http import CHANNEL as HTTP_CHANNEL
-from test_relayer_intake_http import DOMAIN, SNAPSHOT, U, body, post
+from test_relayer_intake_http import DOMAIN, SNAPSHOT, U, body, intake_on_loopback, post
 
 MAX_UINT256 = 2**256 - 1
 
@@ -223,17 +220,10 @@ def test_postgres__http_intake_stores_into_postgres_end_to_end(postgres_url):
 
     async def serve(scenario):
         store = VoucherStore(postgres_url)
-        intake = VoucherIntake(store, {HTTP_CHANNEL: SNAPSHOT}.get, DOMAIN)
-        runner = web.AppRunner(build_app(intake))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
         try:
-            async with aiohttp.ClientSession() as session:
-                return await scenario(session, f"http://127.0.0.1:{port}")
+            async with intake_on_loopback(VoucherIntake(store, {HTTP_CHANNEL: SNAPSHOT}.get, DOMAIN)) as (session, url):
+                return await scenario(session, url)
         finally:
-            await runner.cleanup()
             store.close()
 
     async def first(session, url):

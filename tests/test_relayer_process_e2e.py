@@ -5,70 +5,22 @@ Runs in the anvil pass of the suite (`make test-anvil`, part of `make test`); th
 for a second process to reach.
 """
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from conftest import UNIT
 from eth_account import Account
+from protocolbanks.devtools.thread_server import free_port
 from protocolbanks.relayer import inspection
 from protocolbanks.relayer.store import VoucherStore
-from protocolbanks.sdk import Voucher
+from relayer_process import post, relayer_env, start_relayer, submission, wait_for
 from web3.exceptions import TransactionNotFound
 
 pytestmark = pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="needs anvil: make test-anvil")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def relayer_env(chain, channels, payee, tmp_path, port):
-    return dict(os.environ, PB_RELAYER_RPC_URL=chain.provider.uri, PB_RELAYER_CONTRACT=channels.address,
-               PB_RELAYER_PAYEE=payee.address, PB_RELAYER_DATABASE_URL=f"sqlite:///{tmp_path / 'relayer.db'}",
-               PB_RELAYER_LISTEN_PORT=str(port), PB_RELAYER_POLL_INTERVAL_MS="100",
-               PB_RELAYER_PAYEE_PRIVATE_KEY=payee.private_key, PB_RELAYER_SETTLEMENT__THRESHOLD=str(UNIT),
-               PB_RELAYER_SETTLEMENT__CONFIRMATIONS="0")
-
-
-def start_relayer(chain, channels, payee, tmp_path, port, **extra_env):
-    env = dict(relayer_env(chain, channels, payee, tmp_path, port), **extra_env)
-    process = subprocess.Popen([sys.executable, "-m", "protocolbanks.relayer.cli", "relayer", "run"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "relayer.log", "ab"))
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError((tmp_path / "relayer.log").read_text())
-
-
-def post(port, payload):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/vouchers", data=json.dumps(payload).encode(),
-                                     headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def submission(channel, key, amount):
-    sig = Voucher(channel.id, channel.terms.epoch, amount).sign(channel.domain, key)
-    return {"channelId": "0x" + channel.id.hex(), "cumulativeAmount": str(amount), "terms": hex(channel.terms.pack()),
-            "r": "0x" + sig.r.hex(), "vs": "0x" + sig.vs.hex(), "requestId": f"req-{amount}"}
 
 
 def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_channel, payee, token, tmp_path):
@@ -110,16 +62,6 @@ def test_relayer_process__accepts_and_survives_sigkill(chain, channels, open_cha
                              capture_output=True, text=True, timeout=120, check=False)
     assert settled.returncode == 0, settled.stderr
     assert "1 channels" in settled.stdout and channel.state().claimed == UNIT + UNIT // 4
-
-
-def wait_for(predicate, timeout_s, what):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def settlements_in(tmp_path):

@@ -7,22 +7,16 @@ from conftest import UNIT
 from eth_account import Account
 from hexbytes import HexBytes
 from protocolbanks.relayer import inspection
-from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settler import Settler
-from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.sdk import Voucher
-from protocolbanks.sdk.chain_view import ChainCache
-from settler_harness import Clock, Rig, open_keyed, submission, submit_all
+from settler_harness import Rig, open_keyed, submission, submit_all
 
 
 @pytest.fixture
 def rig(chain, channels, payee, domain, tmp_path):
     """A chain cache from the current block, an SQLite store, an intake, and a clock the test moves."""
-    w3 = chain.provider.web3
-    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
-    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
-    return Rig(w3, cache, store, VoucherIntake(store, cache.get, domain, payee=payee.address), Clock())
+    return Rig.fresh(chain, channels, payee, domain, tmp_path)
 
 
 @pytest.fixture

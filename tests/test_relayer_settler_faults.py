@@ -13,20 +13,15 @@ from protocolbanks.relayer.retry_backoff import Backoff
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settlement_receipts import read_redemptions
 from protocolbanks.relayer.settler import Settler
-from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.sdk import LaneTerms, Voucher
-from protocolbanks.sdk.chain_view import ChainCache
-from settler_harness import Clock, Rig, forge_into_store, open_keyed, submission, submit_all
+from settler_harness import Rig, forge_into_store, open_keyed, submission, submit_all
 from web3 import Web3
 from web3.providers.base import BaseProvider
 
 
 @pytest.fixture
 def rig(chain, channels, payee, domain, tmp_path):
-    w3 = chain.provider.web3
-    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
-    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
-    return Rig(w3, cache, store, VoucherIntake(store, cache.get, domain, payee=payee.address), Clock())
+    return Rig.fresh(chain, channels, payee, domain, tmp_path)
 
 
 def failures_metric(metrics, failure_class, reason):

@@ -14,12 +14,9 @@ from conftest import UNIT
 from eth_account import Account
 from hexbytes import HexBytes
 from protocolbanks.relayer import inspection
-from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.revert_classifier import ALREADY_KNOWN, REPLACEMENT_UNDERPRICED, classify_exception
-from protocolbanks.relayer.store import VoucherStore
-from protocolbanks.sdk.chain_view import ChainCache
-from settler_harness import Clock, Rig, open_keyed, submission, submit_all
+from settler_harness import Rig, open_keyed, submission, submit_all
 from web3.exceptions import TransactionNotFound
 
 pytestmark = pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="needs anvil: make test-anvil")
@@ -27,10 +24,7 @@ pytestmark = pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="ne
 
 @pytest.fixture
 def rig(chain, channels, payee, domain, tmp_path):
-    w3 = chain.provider.web3
-    cache = ChainCache(w3, channels.address, from_block=chain.blocks.head.number)
-    store = VoucherStore(f"sqlite:///{tmp_path / 'relayer.db'}")
-    return Rig(w3, cache, store, VoucherIntake(store, cache.get, domain, payee=payee.address), Clock())
+    return Rig.fresh(chain, channels, payee, domain, tmp_path)
 
 
 @contextmanager

@@ -5,8 +5,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -15,8 +13,7 @@ import pytest
 from conftest import UNIT
 from eth_account import Account
 from local_servers import free_port
-from test_relayer_process_e2e import post, submission
-from test_relayer_rpc_outage import health, wait_for
+from relayer_process import health, post, relayer_env, spawn_relayer, submission, wait_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="needs anvil: make test-anvil")
 
@@ -41,14 +38,9 @@ def test_two_workers__one_count_per_voucher_metrics_summed_restart_and_settle_no
         channel.grant(key, total_cap=8 * UNIT, now=chain.pending_timestamp)
         keyed.append((channel, key))
     port = free_port()
-    env = dict(os.environ, PB_RELAYER_RPC_URL=chain.provider.uri, PB_RELAYER_CONTRACT=channels.address,
-               PB_RELAYER_PAYEE=payee.address, PB_RELAYER_DATABASE_URL=f"sqlite:///{tmp_path / 'relayer.db'}",
-               PB_RELAYER_LISTEN_PORT=str(port), PB_RELAYER_POLL_INTERVAL_MS="100", PB_RELAYER_WORKERS="2",
-               PB_RELAYER_PAYEE_PRIVATE_KEY=payee.private_key, PB_RELAYER_SETTLEMENT__THRESHOLD=str(100 * UNIT),
-               PB_RELAYER_SETTLEMENT__CONFIRMATIONS="0")
-    log = open(tmp_path / "relayer.log", "ab")
-    supervisor = subprocess.Popen([sys.executable, "-m", "protocolbanks.relayer.cli", "relayer", "run"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=log)
+    env = relayer_env(chain, channels, payee, tmp_path, port, PB_RELAYER_WORKERS="2",
+                      PB_RELAYER_SETTLEMENT__THRESHOLD=str(100 * UNIT))
+    supervisor = spawn_relayer(env, tmp_path)
     try:
         wait_for(lambda: len(children(supervisor.pid)) == 2 and health(port) == 200, 30, "two workers")
         # 40 vouchers of one channel posted concurrently, each on its own connection (so both workers get some)
@@ -93,6 +85,5 @@ def test_two_workers__one_count_per_voucher_metrics_summed_restart_and_settle_no
     finally:
         supervisor.send_signal(signal.SIGTERM)
         supervisor.wait(timeout=30)
-        log.close()
     assert supervisor.returncode == 0
     assert "Traceback" not in (tmp_path / "relayer.log").read_text()

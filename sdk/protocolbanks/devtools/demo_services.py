@@ -11,29 +11,23 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import uvicorn
+from protocolbanks.devtools import thread_server
 from protocolbanks.devtools.demo_config import DemoFailed
+from protocolbanks.devtools.thread_server import free_port as free_port  # noqa: PLC0414 (re-exported for demo_run)
 
 LIBRARY_LOGGERS = ("protocolbanks", "x402", "uvicorn", "httpx", "web3")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -134,25 +128,11 @@ class WebhookListener:
         self._thread.join(5)
 
 
-@contextmanager
-def serve_asgi(app: Any, name: str) -> Iterator[str]:
-    """Serves an ASGI app with uvicorn on a loopback port from a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                          access_log=False, lifespan="off"))
-    # uvicorn installs no signal handlers outside the main thread: Ctrl-C reaches the demo, which stops it
-    thread = threading.Thread(target=server.run, name=f"pb-demo-{name}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise DemoFailed(f"the {name} API did not start on port {port}")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+def serve_asgi(app: Any, name: str) -> AbstractContextManager[str]:
+    """Serves an ASGI app with uvicorn on a loopback port from a thread (no lifespan, no access log); yields its
+    base URL. uvicorn installs no signal handlers outside the main thread: Ctrl-C reaches the demo, which stops it."""
+    return thread_server.serve_asgi(app, what=f"the {name} API", thread_name=f"pb-demo-{name}", lifespan="off",
+                                    access_log=False, start_error=DemoFailed)
 
 
 @contextmanager
