@@ -17,8 +17,9 @@ import httpx
 import pytest
 from conftest import UNIT
 from eth_account import Account
+from protocolbanks.devtools.thread_server import free_port
 from protocolbanks.sdk.payer_channels import PayerChannels
-from test_relayer_process_e2e import free_port, start_relayer, wait_for
+from relayer_process import start_relayer, wait_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("PB_ON_ANVIL") != "1", reason="needs anvil: make test-anvil")
 

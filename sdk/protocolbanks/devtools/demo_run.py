@@ -46,7 +46,8 @@ from protocolbanks.devtools.demo_report import (
     sentinel_trips,
     service_lines,
 )
-from protocolbanks.devtools.demo_services import RelayerProcess, WebhookListener, free_port, library_logs_to
+from protocolbanks.devtools.demo_services import RelayerProcess, WebhookListener, library_logs_to
+from protocolbanks.devtools.thread_server import free_port
 from protocolbanks.relayer.store import VoucherStore
 from protocolbanks.sdk.erc20 import erc20
 from protocolbanks.sdk.payer import BudgetPolicy

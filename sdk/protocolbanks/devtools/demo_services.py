@@ -25,7 +25,6 @@ from typing import Any
 
 from protocolbanks.devtools import thread_server
 from protocolbanks.devtools.demo_config import DemoFailed
-from protocolbanks.devtools.thread_server import free_port as free_port  # noqa: PLC0414 (re-exported for demo_run)
 
 LIBRARY_LOGGERS = ("protocolbanks", "x402", "uvicorn", "httpx", "web3")
 
