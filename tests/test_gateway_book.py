@@ -180,3 +180,39 @@ def test_chain_follower__keeps_the_view_current(chain, channels, open_channel, g
         time.sleep(0.01)
     follower.stop()
     assert env.cache.get(env.channel.id).frozen
+
+
+def test_hold__refuses_the_channel_until_it_ends_then_serves_again():
+    now = [100.0]
+    book, forwarded = book_with(monotonic=lambda: now[0])
+    book.commit(book.reserve(voucher(PRICE), PRICE))
+    book.hold(CHANNEL, "sentinel_key_tripped", 60)
+    refused = refusal(book, voucher(2 * PRICE))
+    assert refused.code == "pb_sentinel_hold" and "sentinel_key_tripped" in str(refused)
+    now[0] += 59
+    assert refusal(book, voucher(2 * PRICE)).code == "pb_sentinel_hold"
+    now[0] += 1
+    assert book.commit(book.reserve(voucher(2 * PRICE), PRICE)).cumulative == 2 * PRICE
+    assert [v.cumulative for v in forwarded] == [PRICE, 2 * PRICE]
+
+
+def test_merchant_gateway__sentinel_refusal_from_the_relayer_holds_the_channel():
+    from protocolbanks.sdk.gateway import MerchantGateway, RelayerForwarder
+
+    answers = {PRICE: (429, {"status": "rejected", "reason": "sentinel_max_per_minute"})}
+    seen: list = []
+
+    def post(body):
+        return answers.get(int(body["cumulativeAmount"]), (200, {"status": "accepted"}))
+
+    book = GatewayChannelBook(DOMAIN, {CHANNEL: SNAPSHOT}.get, payee=PAYEE, token=TOKEN)
+    forwarder = RelayerForwarder("http://relayer.invalid", DOMAIN.chain_id, post=post, linger=0,
+                                 on_rejected=lambda v, status, answer: seen.append((v.cumulative, status)))
+    gateway = MerchantGateway(book, forwarder=forwarder.start(), sentinel_hold_s=30)
+    try:
+        book.commit(book.reserve(voucher(PRICE), PRICE))
+        assert forwarder.flush(5)
+        assert refusal(book, voucher(2 * PRICE)).code == "pb_sentinel_hold"
+        assert seen == [(PRICE, 429)]  # the merchant's own callback still runs
+    finally:
+        gateway.stop()

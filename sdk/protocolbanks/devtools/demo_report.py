@@ -152,7 +152,7 @@ def render(report: DemoReport) -> list[str]:
     if report.not_settled:
         payments = "1 payment" if report.not_settled_payments == 1 else f"{report.not_settled_payments} payments"
         out.append(f"   of which {payments} ({usd(report.not_settled)}) came after the runaway's key tripped the "
-                   f"Sentinel and before the gateway saw the freeze: the relayer refused them, never settled")
+                   f"Sentinel and before the relayer's refusal reached the gateway: never settled")
     out += ["", ("Settlements by the merchant's relayer (one redeemBatch transaction each; "
                  "tx hash, block, channels, amount, gas)")]
     for n, line in enumerate(report.settlements, 1):

@@ -40,6 +40,7 @@ from protocolbanks.sdk.typed_data import ChannelDomain, Voucher
 from protocolbanks.sdk.x402.wire import (
     CHANNEL_BUSY,
     CUMULATIVE_MISMATCH,
+    SENTINEL_HOLD,
     UNKNOWN_CHANNEL_FOR_PAYEE,
     ChannelStateExtra,
     VoucherPayload,
@@ -133,6 +134,7 @@ class GatewayChannelBook:
         self._payee = payee.lower()
         self._token = token.lower()
         self._entries: dict[bytes, _Entry] = {}
+        self._holds: dict[bytes, tuple[float, str]] = {}  # channel -> (monotonic end of the hold, why)
         self._lock = threading.Lock()
         self._tokens = itertools.count(1)
 
@@ -196,6 +198,15 @@ class GatewayChannelBook:
     def _base(entry: _Entry, snapshot: ChannelSnapshot | None) -> int:
         return max(entry.accepted, snapshot.claimed if snapshot is not None else 0)
 
+    def hold(self, channel_id: bytes, reason: str, seconds: float) -> None:
+        """Refuses the channel's payments for `seconds`: the relayer's Sentinel refused its vouchers, and serving
+        on until the guardian's freeze reaches the chain view would be serving work nobody pays for. A later
+        voucher after the hold is forwarded again; if the relayer still refuses it, the channel is held again."""
+        with self._lock:
+            self._holds[channel_id] = (self.monotonic() + seconds, reason)
+        log.warning("channel 0x%s held for %s s: the relayer refused its vouchers (%s)", channel_id.hex(), seconds,
+                    reason, extra={"channel": "0x" + channel_id.hex(), "reason": reason})
+
     # ------------------------------------------------------------------ deciding
     def reserve(self, voucher: VoucherPayload, price: int, *, units: int = 1) -> Reservation:
         """Checks the voucher against accepted + price and the chain's rules, and holds the channel.
@@ -221,6 +232,10 @@ class GatewayChannelBook:
         self.ensure_loaded(cid)
         now, mono = int(self.clock()), self.monotonic()
         with self._lock:
+            until, why = self._holds.get(cid, (0.0, ""))
+            if until > mono:
+                raise VoucherRefused(SENTINEL_HOLD, f"the relayer refused this channel's vouchers ({why}); payments "
+                                     f"paused for {until - mono:.0f} s", channel_id=cid)
             entry = self._entries[cid]
             held = entry.reservation
             if held is not None and held.expires_at <= mono:

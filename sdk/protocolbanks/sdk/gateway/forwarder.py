@@ -31,6 +31,7 @@ RETRYABLE_STATUS = frozenset({404, 408, 425, 500, 502, 503, 504})
 MAX_BATCH = 256  # the relayer's limit per POST /v1/vouchers/batch
 
 PostVoucher = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]  # body -> (HTTP status, JSON answer)
+RejectedCallback = Callable[[VoucherPayload, int, dict[str, Any]], None]  # (voucher, HTTP status, JSON answer)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class RelayerForwarder:
 
     def __init__(self, relayer_url: str, chain_id: int, *, post: PostVoucher | None = None, timeout: float = 5.0,
                  initial_backoff: float = 0.1, max_backoff: float = 10.0, linger: float = 0.02,
-                 on_rejected: Callable[[VoucherPayload, int, dict[str, Any]], None] | None = None,
+                 on_rejected: RejectedCallback | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.relayer_url = relayer_url.rstrip("/")
         self.chain_id = chain_id

@@ -7,6 +7,10 @@ book = GatewayChannelBook(domain, chain_cache.get, payee=MERCHANT, token=USDC,
 gateway = MerchantGateway(book, forwarder=RelayerForwarder(RELAYER, domain.chain_id).start())
 ```
 then `protocolbanks.sdk.gateway.fastapi.paid(...)`, `.flask.paid(...)` or the Django middleware use it.
+
+When the relayer's Sentinel refuses a forwarded voucher (`sentinel_*`), the gateway holds that channel for
+`sentinel_hold_s` seconds (payments refused with `pb_sentinel_hold`) instead of serving on until the guardian's
+freeze reaches the chain view.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocolbanks.sdk.gateway.channel_book import GatewayChannelBook, PaymentReceipt
-from protocolbanks.sdk.gateway.forwarder import RelayerForwarder
+from protocolbanks.sdk.gateway.forwarder import RejectedCallback, RelayerForwarder
 from protocolbanks.sdk.gateway.prices import PriceSpec, UnitsFunction
 from protocolbanks.sdk.gateway.server_scheme import PbChannelFacilitatorScheme, PbChannelServerScheme
-from protocolbanks.sdk.x402.wire import network_of
+from protocolbanks.sdk.x402.wire import VoucherPayload, network_of
 from x402 import x402Facilitator, x402FacilitatorSync, x402ResourceServer, x402ResourceServerSync
 
 log = logging.getLogger("protocolbanks.gateway")
@@ -65,7 +69,7 @@ class MerchantGateway:
     def __init__(self, book: GatewayChannelBook, *, decimals: int = 6, max_timeout_seconds: int = 60,
                  forwarder: RelayerForwarder | None = None, skip_payment: SkipPredicate | None = None,
                  on_payment_success: SuccessCallback | None = None,
-                 on_payment_failure: FailureCallback | None = None) -> None:
+                 on_payment_failure: FailureCallback | None = None, sentinel_hold_s: float = 60.0) -> None:
         self.book = book
         self.decimals = decimals
         self.max_timeout_seconds = max_timeout_seconds
@@ -77,6 +81,7 @@ class MerchantGateway:
             if book.on_commit is not None:
                 raise ValueError("the book already hands committed vouchers to someone: pass one forwarder")
             book.on_commit = forwarder.submit
+            forwarder.on_rejected = self._hold_on_sentinel_refusal(forwarder.on_rejected, sentinel_hold_s)
         self.network = network_of(book.domain.chain_id)
         self.scheme = PbChannelServerScheme(book, decimals=decimals)
         self.facilitator_scheme = PbChannelFacilitatorScheme(book)
@@ -86,6 +91,16 @@ class MerchantGateway:
         self.server.register(self.network, self.scheme)
         self.server.initialize()
         self._async_server: x402ResourceServer | None = None
+
+    def _hold_on_sentinel_refusal(self, then: RejectedCallback | None, seconds: float) -> RejectedCallback:
+        """A forwarder refusal from the relayer's Sentinel holds the channel in the book (see `hold`)."""
+        def on_rejected(voucher: VoucherPayload, status: int, answer: dict[str, Any]) -> None:
+            reason = str(answer.get("reason", ""))
+            if reason.startswith("sentinel_"):
+                self.book.hold(voucher.channel_id, reason, seconds)
+            if then is not None:
+                then(voucher, status, answer)
+        return on_rejected
 
     @property
     def pay_to(self) -> str:

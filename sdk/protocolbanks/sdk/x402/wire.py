@@ -31,6 +31,7 @@ PAYLOAD_TYPE = "voucher"
 # error codes a merchant puts in a 402's `error` (besides protocolbanks.sdk.acceptance.Rejection values)
 CUMULATIVE_MISMATCH = "pb_cumulative_mismatch"  # the voucher is not (accepted cumulative + price)
 CHANNEL_BUSY = "pb_channel_busy"  # another request of this channel is being served
+SENTINEL_HOLD = "pb_sentinel_hold"  # the relayer's Sentinel refused the channel's vouchers: the gateway pauses it
 UNKNOWN_CHANNEL_FOR_PAYEE = "pb_unknown_channel"
 
 
