@@ -33,8 +33,6 @@ abstract contract ChannelLanes is IStreamChannels {
     /// @notice Seconds the payee has to redeem after a close request, freeze, revoke or rotation.
     uint256 public immutable redeemWindow;
 
-    /// @notice Money word of each live lane (see `LaneRecord`).
-    mapping(bytes32 laneId => uint256 record) public lanes;
     /// @notice Tombstones of lanes left by a signer change: redeemable-until and that lane's period accounting.
     mapping(bytes32 laneId => uint256 tombstone) public retiredLanes;
     /// @notice Guardian each payer named; it may freeze the payer's channels and nothing else.
@@ -46,6 +44,11 @@ abstract contract ChannelLanes is IStreamChannels {
     constructor(uint256 redeemWindow_) {
         if (redeemWindow_ == 0 || redeemWindow_ > 30 days) revert InvalidRedeemWindow(redeemWindow_);
         redeemWindow = redeemWindow_;
+    }
+
+    /// @notice Money word of a live lane (see `LaneRecord`); 0 for any other lane.
+    function lanes(bytes32 laneId) external view returns (uint256) {
+        return _laneRecord(laneId);
     }
 
     /// @notice Id of the channel a configuration describes.
@@ -79,7 +82,7 @@ abstract contract ChannelLanes is IStreamChannels {
             signer = control.signer;
             terms = control.terms;
         }
-        record = lanes[laneId];
+        record = _laneRecord(laneId);
         if (record == 0) revert ChannelNotFound(channelId);
     }
 
@@ -93,8 +96,8 @@ abstract contract ChannelLanes is IStreamChannels {
         uint256 terms
     ) internal returns (bytes32 toLane) {
         toLane = laneIdOf(channelId, config.payee, config.token, signer, terms);
-        delete lanes[fromLane];
-        lanes[toLane] = record;
+        _setLaneRecord(fromLane, 0);
+        _setLaneRecord(toLane, record);
         Control storage control = _control[channelId];
         control.lane = toLane;
         control.terms = terms;
@@ -112,5 +115,22 @@ abstract contract ChannelLanes is IStreamChannels {
     /// @dev The lane id recorded as current, or 0 for a channel still in its initial lane.
     function _storedLane(bytes32 channelId) internal view returns (bytes32) {
         return _control[channelId].lane;
+    }
+
+    /// @dev A lane's money word lives at the storage slot named by the lane id itself. The id is a keccak256 of a
+    ///      160-byte preimage, so it cannot meet a fixed slot, a mapping entry (keccak256 of 64 bytes) or a
+    ///      struct field near one without a keccak256 collision; hashing it once more into a mapping would cost
+    ///      every redemption a hash and buy nothing.
+    function _laneRecord(bytes32 laneId) internal view returns (uint256 record) {
+        assembly ("memory-safe") {
+            record := sload(laneId)
+        }
+    }
+
+    /// @dev Writes a lane's money word (see `_laneRecord`); 0 deletes it.
+    function _setLaneRecord(bytes32 laneId, uint256 record) internal {
+        assembly ("memory-safe") {
+            sstore(laneId, record)
+        }
     }
 }

@@ -8,6 +8,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ChannelLanes} from "./ChannelLanes.sol";
 import {SessionKeys} from "./SessionKeys.sol";
+import {BatchRedemption} from "./BatchRedemption.sol";
 import {LaneTerms} from "./libraries/LaneTerms.sol";
 import {LaneRecord} from "./libraries/LaneRecord.sol";
 import {RedeemedRows} from "./libraries/RedeemedRows.sol";
@@ -18,7 +19,7 @@ import {RedeemedRows} from "./libraries/RedeemedRows.sol";
 /// @dev Lifecycle: open -> (top up, grant/rotate/revoke keys, freeze/unfreeze, redeem)* -> either
 ///      closeCooperative by the payee (immediate) or requestClose by the payer, `redeemWindow` seconds for the
 ///      payee to redeem, then withdraw by the payer. Channel ids are never reused. See docs/protocol.md.
-contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
+contract StreamChannels is SessionKeys, BatchRedemption, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using LaneTerms for uint256;
     using LaneRecord for uint256;
@@ -78,7 +79,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         bytes32 channelId = channelIdOf(config);
         if (signer == address(0)) (signer, terms) = (config.payer, LaneTerms.forPayer(0));
         bytes32 laneId = laneIdOf(channelId, config.payee, config.token, signer, terms);
-        uint256 record = lanes[laneId];
+        uint256 record = _laneRecord(laneId);
         // Only a channel's current lane holds a non-zero word, so a non-zero word here proves the hint.
         if (record == 0) (laneId,,, record) = _current(config, channelId);
         _topUp(config, channelId, laneId, record, amount);
@@ -210,10 +211,10 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         if (token.code.length == 0) revert InvalidToken(token);
         channelId = keccak256(abi.encode(msg.sender, payee, token, salt));
         bytes32 laneId = laneIdOf(channelId, payee, token, msg.sender, LaneTerms.forPayer(0));
-        if (lanes[laneId] != 0 || _control[channelId].lane != bytes32(0)) revert ChannelAlreadyExists(channelId);
+        if (_laneRecord(laneId) != 0 || _control[channelId].lane != bytes32(0)) revert ChannelAlreadyExists(channelId);
         uint256 received = _pull(token, amount);
         if (received > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(received, LaneTerms.MAX_AMOUNT);
-        lanes[laneId] = LaneRecord.pack(0, received, 0, 0);
+        _setLaneRecord(laneId, LaneRecord.pack(0, received, 0, 0));
         emit ChannelOpened(channelId, msg.sender, payee, token, salt, received);
     }
 
@@ -224,7 +225,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         uint256 received = _pull(config.token, amount);
         uint256 deposit = record.deposit() + received;
         if (deposit > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(deposit, LaneTerms.MAX_AMOUNT);
-        lanes[laneId] = record.withDeposit(deposit);
+        _setLaneRecord(laneId, record.withDeposit(deposit));
         emit ChannelToppedUp(channelId, msg.sender, received, deposit);
     }
 
@@ -249,7 +250,7 @@ contract StreamChannels is SessionKeys, ReentrancyGuardTransient {
         private
     {
         uint256 refund = record.deposit() - record.claimed();
-        delete lanes[laneId];
+        _setLaneRecord(laneId, 0);
         _control[channelId].lane = CLOSED;
         emit ChannelClosed(channelId, record.claimed(), refund);
         if (paid != 0) IERC20(config.token).safeTransfer(config.payee, paid);

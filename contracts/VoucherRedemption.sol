@@ -9,12 +9,12 @@ import {ChannelLanes} from "./ChannelLanes.sol";
 import {LaneTerms} from "./libraries/LaneTerms.sol";
 import {LaneRecord} from "./libraries/LaneRecord.sol";
 import {LaneHashing} from "./libraries/LaneHashing.sol";
-import {RedeemedRows} from "./libraries/RedeemedRows.sol";
 
 /// @title VoucherRedemption
 /// @notice Checks a cumulative voucher against its lane and moves the channel's redeemed amount forward.
 /// @dev One rule set serves the strict single-voucher path (reverts with the exact error) and the batch path
-///      (skips the row and reports the error selector), so a race with a freeze or a close never sinks a batch.
+///      (`BatchRedemption`: skips the row and reports the error selector), so a race with a freeze or a close
+///      never sinks a batch.
 abstract contract VoucherRedemption is ChannelLanes, EIP712 {
     using LaneTerms for uint256;
     using LaneRecord for uint256;
@@ -53,102 +53,6 @@ abstract contract VoucherRedemption is ChannelLanes, EIP712 {
         return delta;
     }
 
-    /// @dev The batch loop. Each row first takes a fast path for the common case — a valid signature from the
-    ///      channel's current signer, within every cap, or an already redeemed voucher — written in assembly
-    ///      because it runs hundreds of times a transaction. Any other outcome (bad signature, retired or unknown
-    ///      lane, a broken rule) changes nothing there and re-runs the row through `_redeemCompact`, the reference
-    ///      implementation, which applies it or reports why not. Rows that moved money are appended to `redeemed`.
-    ///      `items` was bounds-checked by the ABI decoder (offset + length * 160 <= calldatasize).
-    function _redeemRows(
-        bytes32 domainSeparator,
-        address payee,
-        address token,
-        Redemption[] calldata items,
-        bytes memory redeemed
-    ) internal returns (uint256 paid) {
-        uint256 at;
-        uint256 end;
-        assembly ("memory-safe") {
-            at := items.offset
-            end := add(at, mul(items.length, 0xa0))
-        }
-        for (; at != end;) {
-            Redemption calldata item;
-            bytes32 channelId;
-            uint256 cumulative;
-            uint256 terms;
-            assembly ("memory-safe") {
-                item := at
-                channelId := calldataload(at)
-                cumulative := calldataload(add(at, 0x20))
-                terms := calldataload(add(at, 0x40))
-            }
-            bytes32 digest = MessageHashUtils.toTypedDataHash(
-                domainSeparator, LaneHashing.voucherStructHash(channelId, terms.epoch(), cumulative)
-            );
-            (address signer,,) = ECDSA.tryRecover(digest, item.r, item.vs);
-            bool slow = true;
-            assembly ("memory-safe") {
-                let mask80 := 0xffffffffffffffffffff
-                for {} 1 {} {
-                    if iszero(signer) { break }
-                    if iszero(lt(timestamp(), and(shr(192, terms), 0xffffffffff))) { break } // validUntil
-                    // the lane's word: lanes[keccak256(abi.encode(channelId, payee, token, signer, terms))]
-                    let m := mload(0x40)
-                    mstore(m, channelId)
-                    mstore(add(m, 0x20), payee)
-                    mstore(add(m, 0x40), token)
-                    mstore(add(m, 0x60), signer)
-                    mstore(add(m, 0x80), terms)
-                    mstore(0x00, keccak256(m, 0xa0))
-                    mstore(0x20, lanes.slot)
-                    let slot := keccak256(0x00, 0x40)
-                    let record := sload(slot)
-                    if iszero(record) { break } // not the current lane: retired or unknown
-                    let claimed := and(record, mask80)
-                    if iszero(gt(cumulative, claimed)) {
-                        slow := 0 // older or equal voucher: nothing to do, not an error
-                        break
-                    }
-                    if gt(cumulative, and(shr(80, record), mask80)) { break } // above the deposit
-                    if gt(cumulative, and(terms, mask80)) { break } // above the lane's ceiling
-                    let delta := sub(cumulative, claimed)
-                    let spent := 0
-                    let index := 0
-                    let length := and(shr(160, terms), 0xffffffff)
-                    if length {
-                        index := and(div(timestamp(), length), 0xffff)
-                        spent := add(mul(eq(index, shr(240, record)), and(shr(160, record), mask80)), delta)
-                        if gt(spent, and(shr(80, terms), mask80)) { break } // above the period cap
-                    }
-                    // LaneRecord.pack(cumulative, deposit, spent, index); amounts are below 2^80 here
-                    sstore(slot, or(or(cumulative, and(record, shl(80, mask80))), or(shl(160, spent), shl(240, index))))
-                    // RedeemedRows.append(redeemed, channelId, cumulative)
-                    let length_ := mload(redeemed)
-                    let row := add(add(redeemed, 0x20), length_)
-                    mstore(row, channelId)
-                    mstore(add(row, 0x20), shl(176, cumulative))
-                    mstore(redeemed, add(length_, 42))
-                    paid := add(paid, delta)
-                    slow := 0
-                    break
-                }
-            }
-            if (slow) {
-                (uint256 delta, bytes4 err,) = _redeemCompact(domainSeparator, payee, token, item);
-                if (delta != 0) {
-                    RedeemedRows.append(redeemed, channelId, cumulative);
-                    paid += delta;
-                } else if (err != bytes4(0)) {
-                    emit RedemptionSkipped(channelId, err);
-                }
-            }
-            unchecked {
-                at += 0xa0;
-            }
-        }
-    }
-
     /// @dev Applies a voucher signed by `signer` (already authenticated) on the lane named by `terms`.
     ///      Returns the amount moved to the payee; a failure changes nothing and is reported as
     ///      (0, error selector, error argument) — see `_revertRedemption`.
@@ -161,12 +65,12 @@ abstract contract VoucherRedemption is ChannelLanes, EIP712 {
         uint256 terms
     ) internal returns (uint256, bytes4, uint256) {
         bytes32 laneId = laneIdOf(channelId, payee, token, signer, terms);
-        uint256 record = lanes[laneId];
+        uint256 record = _laneRecord(laneId);
         if (record == 0) return _applyRetiredVoucher(laneId, channelId, cumulative, terms);
         // Fast path: the signer holds the channel now. One cold storage word, read and written once.
         (uint256 delta, uint256 periodSpent, uint256 periodIndex, bytes4 err, uint256 arg) =
             _checkVoucher(terms, record, record.periodSpent(), record.periodIndex(), cumulative);
-        if (delta != 0) lanes[laneId] = LaneRecord.pack(cumulative, record.deposit(), periodSpent, periodIndex);
+        if (delta != 0) _setLaneRecord(laneId, LaneRecord.pack(cumulative, record.deposit(), periodSpent, periodIndex));
         return (delta, err, arg);
     }
 
@@ -183,13 +87,14 @@ abstract contract VoucherRedemption is ChannelLanes, EIP712 {
         uint256 until = tombstone & LaneTerms.MAX_TIME;
         if (block.timestamp >= until) return (0, LaneExpired.selector, until);
         bytes32 currentLane = _storedLane(channelId);
-        uint256 record = lanes[currentLane];
+        uint256 record = _laneRecord(currentLane);
         if (record == 0) return (0, ChannelIsClosed.selector, 0);
         (uint256 delta, uint256 periodSpent, uint256 periodIndex, bytes4 err, uint256 arg) =
             _checkVoucher(terms, record, (tombstone >> 40) & LaneTerms.MAX_AMOUNT, tombstone >> 120, cumulative);
         if (delta == 0) return (0, err, arg);
-        lanes[currentLane] =
-            LaneRecord.pack(cumulative, record.deposit(), record.periodSpent(), record.periodIndex());
+        _setLaneRecord(
+            currentLane, LaneRecord.pack(cumulative, record.deposit(), record.periodSpent(), record.periodIndex())
+        );
         retiredLanes[laneId] = until | (periodSpent << 40) | (periodIndex << 120);
         return (delta, bytes4(0), 0);
     }

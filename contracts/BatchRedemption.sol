@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {VoucherRedemption} from "./VoucherRedemption.sol";
+import {PaymentTypedData} from "./libraries/PaymentTypedData.sol";
+import {RedeemedRows} from "./libraries/RedeemedRows.sol";
+
+/// @title BatchRedemption
+/// @notice The loop of `redeemBatch`: hundreds of vouchers a transaction, each checked against its own lane.
+/// @dev Each row first takes a fast path for the common case — a valid signature from the channel's current
+///      signer, within every cap, or an already redeemed voucher — written in assembly because it runs hundreds
+///      of times a transaction. Any other outcome (bad signature, retired or unknown lane, a broken rule) changes
+///      nothing there and hands the row to `_applyVoucher`, the reference rules shared with `redeem`, which
+///      applies it or reports why not. `tests/test_batch_fast_path.py` checks that a batch of one ends exactly
+///      like `redeem` (money, state, reason) over generated scenarios.
+///
+///      The hashes' inputs that are the same for every row (the voucher type hash, the EIP-712 prefix and domain
+///      separator, the payee and the token) are written once into a buffer of `BUFFER_BYTES`; a row writes only
+///      its own words:
+///        [0x00, 0x80)   voucher struct: VOUCHER_TYPEHASH, channelId, epoch, cumulativeAmount
+///        [0x80, 0xc2)   EIP-712 digest input: 0x1901, domain separator, voucher struct hash
+///        [0xe0, 0x180)  lane id input: channelId, payee, token, signer, terms
+abstract contract BatchRedemption is VoucherRedemption {
+    uint256 private constant BUFFER_BYTES = 0x180;
+    uint256 private constant MASK80 = 0xffffffffffffffffffff;
+    /// @dev `LaneRecord`'s deposit field in place, bits [80, 160).
+    uint256 private constant DEPOSIT = 0x00ffffffffffffffffffff00000000000000000000;
+    /// @dev `LaneRecord`'s periodSpent field in place, bits [160, 240); `LaneTerms`' periodCap lands there when
+    ///      shifted left by 80.
+    uint256 private constant PERIOD_SPENT = 0xffffffffffffffffffff0000000000000000000000000000000000000000;
+
+    /// @dev Redeems every row of `items` that passes its lane's rules and returns the total moved to `payee`.
+    ///      Rows that moved money are listed in `redeemed` (a `RedeemedRows` list with room for every row);
+    ///      rows that failed are reported with `RedemptionSkipped`. `items` was bounds-checked by the ABI decoder
+    ///      (offset + length * 160 <= calldatasize), so rows are read straight from calldata.
+    function _redeemRows(
+        bytes32 domainSeparator,
+        address payee,
+        address token,
+        Redemption[] calldata items,
+        bytes memory redeemed
+    ) internal returns (uint256 paid) {
+        uint256 buffer = _hashBuffer(domainSeparator, payee, token);
+        uint256 signers = _recoverSigners(buffer, items);
+        uint256 at;
+        uint256 end;
+        uint256 cursor; // where the next row of `redeemed` goes
+        assembly ("memory-safe") {
+            at := items.offset
+            end := add(at, mul(items.length, 0xa0))
+            cursor := add(add(redeemed, 0x20), mload(redeemed))
+        }
+        (at, signers, cursor, paid) = _fastRows(buffer, at, end, signers, cursor);
+        while (at != end) {
+            address signer;
+            assembly ("memory-safe") {
+                signer := mload(signers)
+            }
+            uint256 delta = _redeemSlowRow(payee, token, signer, at);
+            if (delta != 0) {
+                assembly ("memory-safe") {
+                    mstore(cursor, calldataload(at))
+                    mstore(add(cursor, 0x20), shl(176, calldataload(add(at, 0x20))))
+                    cursor := add(cursor, 42)
+                }
+                paid += delta;
+            }
+            uint256 more;
+            (at, signers, cursor, more) = _fastRows(buffer, at + 0xa0, end, signers + 0x20, cursor);
+            paid += more;
+        }
+        assembly ("memory-safe") {
+            mstore(redeemed, sub(cursor, add(redeemed, 0x20)))
+        }
+    }
+
+    /// @dev The fast path, row after row from `at`, until `end` or a row it cannot settle, which is left at the
+    ///      returned `at` (with its signer at `signers`) for `_redeemSlowRow`. Returns what it paid.
+    function _fastRows(uint256 buffer, uint256 at, uint256 end, uint256 signers, uint256 cursor)
+        private
+        returns (uint256, uint256, uint256, uint256 paid)
+    {
+        assembly ("memory-safe") {
+            for {} iszero(eq(at, end)) {} {
+                let terms := calldataload(add(at, 0x40))
+                let channelId := calldataload(at)
+                // the lane's word, at slot keccak256(abi.encode(channelId, payee, token, signer, terms)); no lane
+                // has the zero signer, so an invalid signature finds no word
+                mstore(add(buffer, 0xe0), channelId)
+                mstore(add(buffer, 0x140), mload(signers))
+                mstore(add(buffer, 0x160), terms)
+                let slot := keccak256(add(buffer, 0xe0), 0xa0)
+                let record := sload(slot)
+                // not the current lane (retired or unknown), or past validUntil
+                if or(iszero(record), iszero(lt(timestamp(), and(shr(192, terms), 0xffffffffff)))) { break }
+                let cumulative := calldataload(add(at, 0x20))
+                let claimed := and(record, MASK80)
+                // an older or equal voucher (harmless, left to the reference path), above the deposit, above the
+                // lane's ceiling
+                if or(
+                    iszero(gt(cumulative, claimed)),
+                    or(gt(cumulative, and(shr(80, record), MASK80)), gt(cumulative, and(terms, MASK80)))
+                ) { break }
+                let delta := sub(cumulative, claimed)
+                // The record's bits [160, 256): spent within the period and the period's index. Without a period
+                // (length 0) both stay 0: div by 0 is 0 in the EVM, and `periodic` zeroes the rest.
+                let length := and(shr(160, terms), 0xffffffff)
+                let periodic := iszero(iszero(length))
+                let index := and(div(timestamp(), length), 0xffff)
+                // spent in place (< 2^81 before the check, so it stays below bit 241)
+                let period := add(mul(eq(index, shr(240, record)), and(record, PERIOD_SPENT)), shl(160, delta))
+                if gt(mul(period, periodic), and(shl(80, terms), PERIOD_SPENT)) { break } // above the period cap
+                // LaneRecord.pack(cumulative, deposit, spent, index); amounts are below 2^80 here
+                sstore(slot, or(or(cumulative, and(record, DEPOSIT)), mul(or(period, shl(240, index)), periodic)))
+                // RedeemedRows.append(redeemed, channelId, cumulative)
+                mstore(cursor, channelId)
+                mstore(add(cursor, 0x20), shl(176, cumulative))
+                cursor := add(cursor, 42)
+                paid := add(paid, delta)
+                signers := add(signers, 0x20)
+                at := add(at, 0xa0)
+            }
+        }
+        return (at, signers, cursor, paid);
+    }
+
+    /// @dev Allocates the hash buffer (layout above) and writes the words every row shares.
+    function _hashBuffer(bytes32 domainSeparator, address payee, address token) private pure returns (uint256 buffer) {
+        bytes32 typehash = PaymentTypedData.VOUCHER_TYPEHASH;
+        assembly ("memory-safe") {
+            buffer := mload(0x40)
+            mstore(0x40, add(buffer, BUFFER_BYTES))
+            mstore(buffer, typehash)
+            mstore(add(buffer, 0x80), shl(240, 0x1901))
+            mstore(add(buffer, 0x82), domainSeparator)
+            mstore(add(buffer, 0x100), and(payee, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(buffer, 0x120), and(token, 0xffffffffffffffffffffffffffffffffffffffff))
+        }
+    }
+
+    /// @dev Recovers every row's signer (0 for an invalid signature) into a new memory array of words, in order.
+    ///      Recovery depends on nothing but the row and the domain, so doing it first changes no outcome.
+    function _recoverSigners(uint256 buffer, Redemption[] calldata items) private view returns (uint256 signers) {
+        uint256 at;
+        uint256 end;
+        uint256 out;
+        assembly ("memory-safe") {
+            signers := mload(0x40)
+            mstore(0x40, add(signers, shl(5, items.length)))
+            out := signers
+            at := items.offset
+            end := add(at, mul(items.length, 0xa0))
+        }
+        for (; at != end;) {
+            bytes32 digest;
+            uint8 v;
+            bytes32 r;
+            bytes32 s;
+            assembly ("memory-safe") {
+                // voucher struct hash, then the EIP-712 digest (MessageHashUtils.toTypedDataHash)
+                mstore(add(buffer, 0x20), calldataload(at))
+                mstore(add(buffer, 0x40), shr(232, calldataload(add(at, 0x40)))) // LaneTerms.epoch
+                mstore(add(buffer, 0x60), calldataload(add(at, 0x20)))
+                mstore(add(buffer, 0xa2), keccak256(buffer, 0x80))
+                digest := keccak256(add(buffer, 0x80), 0x42)
+                r := calldataload(add(at, 0x60))
+                // EIP-2098: `vs` carries v - 27 in its top bit and s below it (ECDSA.tryRecover(hash, r, vs))
+                s := calldataload(add(at, 0x80))
+                v := add(shr(255, s), 27)
+                s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
+            }
+            // OpenZeppelin returns the zero address for every failure (bad, high-s or zero-recovering signature).
+            (address signer,,) = ECDSA.tryRecover(digest, v, r, s);
+            assembly ("memory-safe") {
+                mstore(out, signer)
+                out := add(out, 0x20)
+                at := add(at, 0xa0)
+            }
+        }
+    }
+
+    /// @dev A row the fast path did not settle, through the reference rules: applies it, or reports why not with
+    ///      `RedemptionSkipped`. `signer` is the row's recovered signer (0: the signature is invalid).
+    function _redeemSlowRow(address payee, address token, address signer, uint256 at) private returns (uint256 delta) {
+        Redemption calldata item;
+        assembly ("memory-safe") {
+            item := at
+        }
+        bytes4 err = InvalidSignature.selector;
+        if (signer != address(0)) {
+            (delta, err,) = _applyVoucher(payee, token, signer, item.channelId, item.cumulativeAmount, item.terms);
+        }
+        if (err != bytes4(0)) emit RedemptionSkipped(item.channelId, err);
+    }
+}
