@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ape import accounts, chain, networks, project
 from eth_account import Account
-from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of
+from protocolbanks.sdk import ChannelDomain, LaneTerms, SessionKeyGrant, Voucher, channel_id_of, pack_redemption_rows
 
 UNIT = 10**6
 ZERO = "0x" + "00" * 20
@@ -112,7 +112,7 @@ class Bench:
         out = {}
         for n in (10, 50, 100):
             rows = self.keyed_channels(n)
-            tx = self.channels.redeemBatch(self.payee, self.token, rows, sender=self.payee)
+            tx = self.channels.redeemBatch(self.payee, self.token, pack_redemption_rows(rows), sender=self.payee)
             assert not tx.decode_logs(self.channels.RedemptionSkipped), "a benchmark row was skipped"
             out[str(n)] = {"total": tx.gas_used, "per_voucher": round(tx.gas_used / n)}
             print(f"  batch N={n}: {tx.gas_used:,} gas, {tx.gas_used / n:,.0f} per voucher", file=sys.stderr)

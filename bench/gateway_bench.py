@@ -29,6 +29,7 @@ from ape import accounts, chain, networks, project
 from eth_account import Account
 from exact_payment import sign_transfer_authorization
 from gas_report import Bench
+from protocolbanks.sdk import pack_redemption_rows
 from protocolbanks.sdk.payer import FAST_TEST_KDF, BudgetPolicy, PBStreamClient, SessionKeyStore
 from protocolbanks.sdk.payer_channels import SessionKeyPolicy
 
@@ -121,7 +122,7 @@ def gas(bench: Bench) -> dict:
                                            to=payee.address, value=PRICE, valid_before=chain.pending_timestamp + 600)
         exact.append(bench.token.transferWithAuthorization(*args, sender=payee).gas_used)
     rows = bench.keyed_channels(100)
-    batch = bench.channels.redeemBatch(payee, bench.token, rows, sender=payee).gas_used
+    batch = bench.channels.redeemBatch(payee, bench.token, pack_redemption_rows(rows), sender=payee).gas_used
     per_voucher = batch / 100
     exact_gas = statistics.median(exact)
     table = {}

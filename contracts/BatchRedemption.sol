@@ -22,6 +22,8 @@ import {RedeemedRows} from "./libraries/RedeemedRows.sol";
 ///        [0x80, 0xc2)   EIP-712 digest input: 0x1901, domain separator, voucher struct hash
 ///        [0xe0, 0x180)  lane id input: channelId, payee, token, signer, terms
 abstract contract BatchRedemption is VoucherRedemption {
+    /// @notice Bytes per `redeemBatch` row: channelId 32, cumulativeAmount 10, terms 32, r 32, vs 32.
+    uint256 internal constant BATCH_ROW_BYTES = 138;
     uint256 private constant BUFFER_BYTES = 0x180;
     uint256 private constant MASK80 = 0xffffffffffffffffffff;
     /// @dev `LaneRecord`'s deposit field in place, bits [80, 160).
@@ -30,27 +32,31 @@ abstract contract BatchRedemption is VoucherRedemption {
     ///      shifted left by 80.
     uint256 private constant PERIOD_SPENT = 0xffffffffffffffffffff0000000000000000000000000000000000000000;
 
-    /// @dev Redeems every row of `items` that passes its lane's rules and returns the total moved to `payee`.
-    ///      Rows that moved money are listed in `redeemed` (a `RedeemedRows` list with room for every row);
-    ///      rows that failed are reported with `RedemptionSkipped`. `items` was bounds-checked by the ABI decoder
-    ///      (offset + length * 160 <= calldatasize), so rows are read straight from calldata.
+    /// @dev Redeems every one of the `count` packed rows that passes its lane's rules, in order, and returns the
+    ///      total moved to `payee`. Rows that moved money are listed in `redeemed` (a `RedeemedRows` list with room
+    ///      for every row); rows that failed are reported with `RedemptionSkipped`. `rows` was bounds-checked by
+    ///      the ABI decoder (offset + length <= calldatasize) and holds exactly `count` rows.
     function _redeemRows(
         bytes32 domainSeparator,
         address payee,
         address token,
-        Redemption[] calldata items,
+        bytes calldata rows,
+        uint256 count,
         bytes memory redeemed
     ) internal returns (uint256 paid) {
         uint256 buffer = _hashBuffer(domainSeparator, payee, token);
-        uint256 signers = _recoverSigners(buffer, items);
+        uint256 signers;
         uint256 at;
         uint256 end;
         uint256 cursor; // where the next row of `redeemed` goes
         assembly ("memory-safe") {
-            at := items.offset
-            end := add(at, mul(items.length, 0xa0))
+            signers := mload(0x40)
+            mstore(0x40, add(signers, shl(5, count)))
+            at := rows.offset
+            end := add(at, rows.length)
             cursor := add(add(redeemed, 0x20), mload(redeemed))
         }
+        _recoverSigners(buffer, at, end, signers);
         (at, signers, cursor, paid) = _fastRows(buffer, at, end, signers, cursor);
         while (at != end) {
             address signer;
@@ -60,14 +66,15 @@ abstract contract BatchRedemption is VoucherRedemption {
             uint256 delta = _redeemSlowRow(payee, token, signer, at);
             if (delta != 0) {
                 assembly ("memory-safe") {
+                    // RedeemedRows.append: the row's first 42 bytes are the channel id and the amount already
                     mstore(cursor, calldataload(at))
-                    mstore(add(cursor, 0x20), shl(176, calldataload(add(at, 0x20))))
+                    mstore(add(cursor, 0x20), shl(176, shr(176, calldataload(add(at, 0x20)))))
                     cursor := add(cursor, 42)
                 }
                 paid += delta;
             }
             uint256 more;
-            (at, signers, cursor, more) = _fastRows(buffer, at + 0xa0, end, signers + 0x20, cursor);
+            (at, signers, cursor, more) = _fastRows(buffer, at + BATCH_ROW_BYTES, end, signers + 0x20, cursor);
             paid += more;
         }
         assembly ("memory-safe") {
@@ -83,7 +90,7 @@ abstract contract BatchRedemption is VoucherRedemption {
     {
         assembly ("memory-safe") {
             for {} iszero(eq(at, end)) {} {
-                let terms := calldataload(add(at, 0x40))
+                let terms := calldataload(add(at, 42))
                 let channelId := calldataload(at)
                 // the lane's word, at slot keccak256(abi.encode(channelId, payee, token, signer, terms)); no lane
                 // has the zero signer, so an invalid signature finds no word
@@ -94,7 +101,7 @@ abstract contract BatchRedemption is VoucherRedemption {
                 let record := sload(slot)
                 // not the current lane (retired or unknown), or past validUntil
                 if or(iszero(record), iszero(lt(timestamp(), and(shr(192, terms), 0xffffffffff)))) { break }
-                let cumulative := calldataload(add(at, 0x20))
+                let cumulative := shr(176, calldataload(add(at, 0x20)))
                 let claimed := and(record, MASK80)
                 // an older or equal voucher (harmless, left to the reference path), above the deposit, above the
                 // lane's ceiling
@@ -111,7 +118,7 @@ abstract contract BatchRedemption is VoucherRedemption {
                 // spent in place (< 2^81 before the check, so it stays below bit 241)
                 let period := add(mul(eq(index, shr(240, record)), and(record, PERIOD_SPENT)), shl(160, delta))
                 if gt(mul(period, periodic), and(shl(80, terms), PERIOD_SPENT)) { break } // above the period cap
-                // LaneRecord.pack(cumulative, deposit, spent, index); amounts are below 2^80 here
+                // LaneRecord.pack(cumulative, deposit, spent, index); amounts are below 2^80 (10 bytes)
                 sstore(slot, or(or(cumulative, and(record, DEPOSIT)), mul(or(period, shl(240, index)), periodic)))
                 // RedeemedRows.append(redeemed, channelId, cumulative)
                 mstore(cursor, channelId)
@@ -119,7 +126,7 @@ abstract contract BatchRedemption is VoucherRedemption {
                 cursor := add(cursor, 42)
                 paid := add(paid, delta)
                 signers := add(signers, 0x20)
-                at := add(at, 0xa0)
+                at := add(at, BATCH_ROW_BYTES)
             }
         }
         return (at, signers, cursor, paid);
@@ -139,19 +146,10 @@ abstract contract BatchRedemption is VoucherRedemption {
         }
     }
 
-    /// @dev Recovers every row's signer (0 for an invalid signature) into a new memory array of words, in order.
-    ///      Recovery depends on nothing but the row and the domain, so doing it first changes no outcome.
-    function _recoverSigners(uint256 buffer, Redemption[] calldata items) private view returns (uint256 signers) {
-        uint256 at;
-        uint256 end;
-        uint256 out;
-        assembly ("memory-safe") {
-            signers := mload(0x40)
-            mstore(0x40, add(signers, shl(5, items.length)))
-            out := signers
-            at := items.offset
-            end := add(at, mul(items.length, 0xa0))
-        }
+    /// @dev Recovers the signer of every row in [at, end) (0 for an invalid signature) into consecutive words
+    ///      from `out`. Recovery depends on nothing but the row and the domain, so doing it first changes no
+    ///      outcome.
+    function _recoverSigners(uint256 buffer, uint256 at, uint256 end, uint256 out) private view {
         for (; at != end;) {
             bytes32 digest;
             uint8 v;
@@ -160,13 +158,13 @@ abstract contract BatchRedemption is VoucherRedemption {
             assembly ("memory-safe") {
                 // voucher struct hash, then the EIP-712 digest (MessageHashUtils.toTypedDataHash)
                 mstore(add(buffer, 0x20), calldataload(at))
-                mstore(add(buffer, 0x40), shr(232, calldataload(add(at, 0x40)))) // LaneTerms.epoch
-                mstore(add(buffer, 0x60), calldataload(add(at, 0x20)))
+                mstore(add(buffer, 0x40), shr(232, calldataload(add(at, 42)))) // LaneTerms.epoch
+                mstore(add(buffer, 0x60), shr(176, calldataload(add(at, 0x20))))
                 mstore(add(buffer, 0xa2), keccak256(buffer, 0x80))
                 digest := keccak256(add(buffer, 0x80), 0x42)
-                r := calldataload(add(at, 0x60))
+                r := calldataload(add(at, 74))
                 // EIP-2098: `vs` carries v - 27 in its top bit and s below it (ECDSA.tryRecover(hash, r, vs))
-                s := calldataload(add(at, 0x80))
+                s := calldataload(add(at, 106))
                 v := add(shr(255, s), 27)
                 s := and(s, 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
             }
@@ -175,7 +173,7 @@ abstract contract BatchRedemption is VoucherRedemption {
             assembly ("memory-safe") {
                 mstore(out, signer)
                 out := add(out, 0x20)
-                at := add(at, 0xa0)
+                at := add(at, BATCH_ROW_BYTES)
             }
         }
     }
@@ -183,14 +181,16 @@ abstract contract BatchRedemption is VoucherRedemption {
     /// @dev A row the fast path did not settle, through the reference rules: applies it, or reports why not with
     ///      `RedemptionSkipped`. `signer` is the row's recovered signer (0: the signature is invalid).
     function _redeemSlowRow(address payee, address token, address signer, uint256 at) private returns (uint256 delta) {
-        Redemption calldata item;
+        bytes32 channelId;
+        uint256 cumulative;
+        uint256 terms;
         assembly ("memory-safe") {
-            item := at
+            channelId := calldataload(at)
+            cumulative := shr(176, calldataload(add(at, 0x20)))
+            terms := calldataload(add(at, 42))
         }
         bytes4 err = InvalidSignature.selector;
-        if (signer != address(0)) {
-            (delta, err,) = _applyVoucher(payee, token, signer, item.channelId, item.cumulativeAmount, item.terms);
-        }
-        if (err != bytes4(0)) emit RedemptionSkipped(item.channelId, err);
+        if (signer != address(0)) (delta, err,) = _applyVoucher(payee, token, signer, channelId, cumulative, terms);
+        if (err != bytes4(0)) emit RedemptionSkipped(channelId, err);
     }
 }

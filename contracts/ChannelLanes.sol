@@ -52,8 +52,18 @@ abstract contract ChannelLanes is IStreamChannels {
     }
 
     /// @notice Id of the channel a configuration describes.
-    function channelIdOf(ChannelConfig calldata config) public pure returns (bytes32) {
-        return keccak256(abi.encode(config));
+    function channelIdOf(ChannelConfig calldata config) public pure returns (bytes32 channelId) {
+        // keccak256(abi.encode(config)), hashed straight from calldata; dirty address bits revert as the ABI
+        // decoder would.
+        assembly ("memory-safe") {
+            if shr(160, or(or(calldataload(config), calldataload(add(config, 0x20))), calldataload(add(config, 0x40))))
+            {
+                revert(0, 0)
+            }
+            let m := mload(0x40)
+            calldatacopy(m, config, 0x80)
+            channelId := keccak256(m, 0x80)
+        }
     }
 
     /// @notice Storage location of a lane.
@@ -63,6 +73,21 @@ abstract contract ChannelLanes is IStreamChannels {
         returns (bytes32)
     {
         return LaneHashing.laneId(channelId, payee, token, signer, terms);
+    }
+
+    /// @dev The id of the channel `config` describes and of its first lane (the payer's own, epoch 0):
+    ///      `laneIdOf(channelId, payee, token, payer, LaneTerms.forPayer(0))`, hashed straight from calldata.
+    function _firstLaneOf(ChannelConfig calldata config) internal pure returns (bytes32 channelId, bytes32 laneId) {
+        channelId = channelIdOf(config); // checks the three addresses
+        uint256 terms = LaneTerms.forPayer(0);
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, channelId)
+            calldatacopy(add(m, 0x20), add(config, 0x20), 0x40) // payee, token
+            mstore(add(m, 0x60), calldataload(config)) // payer, the first lane's signer
+            mstore(add(m, 0x80), terms)
+            laneId := keccak256(m, 0xa0)
+        }
     }
 
     /// @dev The channel's current lane, its signer, terms and money word; reverts if the channel is not live.

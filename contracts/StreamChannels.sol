@@ -61,10 +61,13 @@ contract StreamChannels is SessionKeys, BatchRedemption, ReentrancyGuardTransien
     }
 
     /// @notice Adds `amount` of the channel's token, pulled from the caller, to the channel's deposit.
-    /// @dev Anyone may top up; the money belongs to the channel and is refunded to its payer.
+    /// @dev Anyone may top up; the money belongs to the channel and is refunded to its payer. A channel still in
+    ///      its first lane (no session key granted yet) is found without reading its control record.
     function topUp(ChannelConfig calldata config, uint256 amount) external nonReentrant {
-        bytes32 channelId = channelIdOf(config);
-        (bytes32 laneId,,, uint256 record) = _current(config, channelId);
+        (bytes32 channelId, bytes32 laneId) = _firstLaneOf(config);
+        uint256 record = _laneRecord(laneId);
+        // Only a channel's current lane holds a non-zero word, so a non-zero word here is the current lane.
+        if (record == 0) (laneId,,, record) = _current(config, channelId);
         _topUp(config, channelId, laneId, record, amount);
     }
 
@@ -118,15 +121,20 @@ contract StreamChannels is SessionKeys, BatchRedemption, ReentrancyGuardTransien
     }
 
     /// @notice Redeems many channels' vouchers to one payee in one transaction, with one token transfer.
-    /// @dev A row that fails is skipped and reported with `RedemptionSkipped`; the others go through.
+    /// @dev A row that fails is skipped and reported with `RedemptionSkipped`; the others go through, in order.
+    /// @param rows The vouchers, packed 138 bytes a row: channelId (32 bytes), cumulativeAmount (10 bytes,
+    ///        big-endian), terms (32), r (32), vs (32) — the `Redemption` fields without ABI padding, since
+    ///        calldata is most of a batch's cost (the SDK's `pack_redemption_rows` builds it).
     /// @return paid Base units transferred to `payee` in total.
-    function redeemBatch(address payee, address token, Redemption[] calldata items)
+    function redeemBatch(address payee, address token, bytes calldata rows)
         external
         nonReentrant
         returns (uint256 paid)
     {
-        bytes memory redeemed = RedeemedRows.allocate(items.length);
-        paid = _redeemRows(_domainSeparatorV4(), payee, token, items, redeemed);
+        uint256 count = rows.length / BATCH_ROW_BYTES;
+        if (count * BATCH_ROW_BYTES != rows.length) revert MalformedBatch(rows.length);
+        bytes memory redeemed = RedeemedRows.allocate(count);
+        paid = _redeemRows(_domainSeparatorV4(), payee, token, rows, count, redeemed);
         emit VouchersRedeemed(payee, token, paid, redeemed);
         if (paid != 0) IERC20(token).safeTransfer(payee, paid);
     }
@@ -233,10 +241,26 @@ contract StreamChannels is SessionKeys, BatchRedemption, ReentrancyGuardTransien
     function _pull(address token, uint256 amount) private returns (uint256 received) {
         if (amount == 0) revert ZeroAmount();
         if (amount > LaneTerms.MAX_AMOUNT) revert AmountTooLarge(amount, LaneTerms.MAX_AMOUNT);
-        uint256 before = IERC20(token).balanceOf(address(this));
+        uint256 before = _balanceOfThis(token);
         IERC20(token).safeTransferFrom(msg.sender, address(this), amount);
-        received = IERC20(token).balanceOf(address(this)) - before;
+        received = _balanceOfThis(token) - before;
         if (received == 0) revert NothingReceived(token);
+    }
+
+    /// @dev `IERC20(token).balanceOf(address(this))` without the ABI helpers' memory allocation (it runs twice in
+    ///      every deposit); a token that fails the call or answers less than a word is not a token.
+    function _balanceOfThis(address token) private view returns (uint256 held) {
+        assembly ("memory-safe") {
+            mstore(0x00, 0x70a08231) // balanceOf(address), in the low four bytes of the word
+            mstore(0x20, address())
+            // arguments are evaluated right to left: the call runs before returndatasize is read
+            if iszero(and(gt(returndatasize(), 0x1f), staticcall(gas(), token, 0x1c, 0x24, 0x00, 0x20))) {
+                mstore(0x00, 0x961c9a4f) // InvalidToken(address)
+                mstore(0x20, token)
+                revert(0x1c, 0x24)
+            }
+            held := mload(0x00)
+        }
     }
 
     /// @dev Records one redemption and pays it out.

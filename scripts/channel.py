@@ -26,7 +26,7 @@ from ape import chain, project
 from ape.cli import ConnectedProviderCommand, account_option
 from ape.exceptions import ContractLogicError
 from eth_account import Account
-from protocolbanks.sdk import ChannelDomain, LaneTerms, Voucher, channel_id_of
+from protocolbanks.sdk import ChannelDomain, LaneTerms, Voucher, channel_id_of, pack_redemption_rows
 from protocolbanks.sdk.contract_errors import decode_revert
 from protocolbanks.sdk.deployments import DeploymentError, DeploymentRecord
 from protocolbanks.sdk.vouchers_file import SignedVoucher, VoucherFormatError
@@ -207,7 +207,7 @@ def redeem(ecosystem, network, account, payee, token, files):
         rows = [SignedVoucher.from_json(path.read_text()).redemption() for path in files]
     except VoucherFormatError as exc:
         raise click.ClickException(str(exc)) from exc
-    tx = channels.redeemBatch(payee, token or mock, rows, sender=account)
+    tx = channels.redeemBatch(payee, token or mock, pack_redemption_rows(rows), sender=account)
     total = tx.decode_logs(channels.VouchersRedeemed)[0].total
     for skipped in tx.decode_logs(channels.RedemptionSkipped):
         click.echo(f"skipped {skipped.channelId.hex()}: reason {skipped.reason.hex()}")

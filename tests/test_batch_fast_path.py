@@ -15,6 +15,8 @@ from eth_account import Account
 from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from protocolbanks.sdk import pack_redemption_rows
+from protocolbanks.sdk.redeemed_rows import decode_redeemed_rows
 from test_invariants import error_name
 
 HOUR = 3600
@@ -30,16 +32,16 @@ def outcome_of_redeem(channels, payee, token, row, channel):
     return token.balanceOf(payee) - before, channel.state(), error
 
 
+def error_name_of(channels, selector: bytes) -> str:
+    return next(abi.name for abi in channels.contract_type.errors
+                if keccak(text=f"{abi.name}({','.join(str(i.canonical_type) for i in abi.inputs)})")[:4] == selector)
+
+
 def outcome_of_batch(channels, payee, token, row, channel):
     before = token.balanceOf(payee)
-    tx = channels.redeemBatch(payee, token, [row], sender=payee)
+    tx = channels.redeemBatch(payee, token, pack_redemption_rows([row]), sender=payee)
     skipped = tx.decode_logs(channels.RedemptionSkipped)
-    error = None
-    if skipped:
-        reason = bytes(skipped[0].reason)
-        error = next(abi.name for abi in channels.contract_type.errors
-                     if keccak(text=f"{abi.name}({','.join(str(i.canonical_type) for i in abi.inputs)})")[:4]
-                     == reason)
+    error = error_name_of(channels, bytes(skipped[0].reason)) if skipped else None
     return token.balanceOf(payee) - before, channel.state(), error
 
 
@@ -98,3 +100,76 @@ def test_batch_of_one__ends_exactly_like_redeem(examples, chain, open_channel, c
     outcomes: list[str] = []
     scenario()
     print("outcomes:", {name: outcomes.count(name) for name in sorted(set(outcomes))})
+
+
+@pytest.mark.parametrize("examples", [pytest.param(300, marks=pytest.mark.long), 30], ids=["long", "ci"])
+def test_batch__ends_exactly_like_its_rows_redeemed_one_by_one(examples, chain, project, deployer, open_channel,
+                                                               channels, token, payee, payer):
+    """Rows of several channels, in any order and mix (current keys with period caps, a retired key within or past
+    its window, strangers, the payer, repeats, amounts past every cap): one `redeemBatch` ends exactly like `redeem`
+    of each row in turn, in one transaction (same block time) — money, every channel's state, the skipped rows
+    and their reasons in order, and the redeemed rows the event lists."""
+    redeemer = deployer.deploy(project.SequentialRedeemer)
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        deposits=st.lists(st.integers(1, 20).map(lambda u: u * UNIT), min_size=3, max_size=3),
+        rows=st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["current"] * 4 + ["retired", "stranger", "payer"]),
+                                st.integers(0, 24).map(lambda u: u * UNIT // 2)), min_size=1, max_size=8),
+        wait=st.sampled_from([0, 61, HOUR]),
+    )
+    def scenario(deposits, rows, wait):
+        snapshot = chain.snapshot()
+        try:
+            opened = [open_channel(deposit) for deposit in deposits]
+            capped, rotated, _own = opened  # a key with a per-minute cap; a key replaced by another; the payer's lane
+            now = chain.pending_timestamp
+            capped.grant(Account.create().key, total_cap=8 * UNIT, period_cap=3 * UNIT, period_length=60,
+                         valid_for=HOUR, now=now)
+            old_key = Account.create().key
+            rotated.grant(old_key, total_cap=10 * UNIT, now=now)
+            old_terms = rotated.terms
+            new_key = Account.create().key
+            channels.rotateSessionKey(rotated.config, Account.from_key(new_key).address,
+                                      (12 * UNIT, 4 * UNIT, HOUR, now + 2 * HOUR, 0), sender=payer)
+            rotated.signer_key = new_key
+            rotated.refresh_terms()
+            chain.pending_timestamp += wait
+            at = chain.pending_timestamp
+            signed = []
+            for index, who, amount in rows:
+                channel = opened[index]
+                if who == "retired" and channel is rotated:
+                    signed.append(channel.voucher(amount, key=old_key, terms=old_terms))
+                elif who == "stranger":
+                    signed.append(channel.voucher(amount, key=Account.create().key))
+                elif who == "payer":
+                    signed.append(channel.voucher(amount, key=payer.private_key))
+                else:
+                    signed.append(channel.voucher(amount))
+
+            inner = chain.snapshot()
+            before = token.balanceOf(payee)
+            outcomes = redeemer.redeemEach(channels, payee, token, signed, sender=payee).decode_logs(redeemer.Outcome)
+            expected = (token.balanceOf(payee) - before, [channel.state() for channel in opened],
+                        [(bytes(o.channelId), bytes(o.reason)) for o in outcomes if bytes(o.reason) != bytes(4)],
+                        [(bytes(o.channelId), signed[o.index][1]) for o in outcomes if o.paid])
+            chain.restore(inner)
+            chain.pending_timestamp = at  # anvil forgets the next block's timestamp on a revert to a snapshot
+
+            before = token.balanceOf(payee)
+            tx = channels.redeemBatch(payee, token, pack_redemption_rows(signed), sender=payee)
+            [event] = tx.decode_logs(channels.VouchersRedeemed)
+            actual = (token.balanceOf(payee) - before, [channel.state() for channel in opened],
+                      [(bytes(s.channelId), bytes(s.reason)) for s in tx.decode_logs(channels.RedemptionSkipped)],
+                      decode_redeemed_rows(event.redeemed))
+            assert actual == expected
+            assert event.total == actual[0]
+            seen.extend(error_name_of(channels, reason) for _, reason in expected[2])
+            seen.extend(["paid"] * len(expected[3]))
+        finally:
+            chain.restore(snapshot)
+
+    seen: list[str] = []
+    scenario()
+    print("row outcomes:", {name: seen.count(name) for name in sorted(set(seen))})

@@ -2,6 +2,7 @@
 
 from conftest import HOUR, REDEEM_WINDOW, UNIT
 from eth_account import Account
+from protocolbanks.sdk import pack_redemption_rows
 from protocolbanks.sdk.channel_events import ChannelEventReducer
 
 
@@ -36,7 +37,7 @@ def test_events_rebuild_state_through_a_whole_lifecycle(channels, token, payer, 
         lambda: channels.redeem(payee, token, channel.voucher(2 * UNIT), sender=payee),
         lambda: channel.grant(Account.create().key, total_cap=10 * UNIT, period_cap=4 * UNIT, period_length=HOUR,
                               max_per_payment=UNIT, now=chain.pending_timestamp),
-        lambda: channels.redeemBatch(payee, token, [channel.voucher(5 * UNIT)], sender=payee),
+        lambda: channels.redeemBatch(payee, token, pack_redemption_rows([channel.voucher(5 * UNIT)]), sender=payee),
         lambda: channels.freeze(channel.config, sender=guardian),
         lambda: channels.unfreeze(channel.config, sender=payer),
         lambda: channels.freeze(channel.config, sender=guardian),

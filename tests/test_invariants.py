@@ -29,7 +29,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from protocolbanks.sdk import LaneTerms, Voucher
+from protocolbanks.sdk import LaneTerms, Voucher, pack_redemption_rows
 
 LONG = os.environ.get("PB_LONG") == "1"
 amounts = st.integers(min_value=1, max_value=30 * UNIT)
@@ -179,7 +179,8 @@ def test_channels_and_keys_state_machine(long_run, chain, channels, token, domai
                 expected_total += delta
                 self.record_key_spend(voucher, voucher.terms, delta, at)
             before = token.balanceOf(payee)
-            self.send(channels.redeemBatch, payee, token, [v.row for v in picked], sender=stranger)
+            self.send(channels.redeemBatch, payee, token, pack_redemption_rows([v.row for v in picked]),
+                      sender=stranger)
             assert token.balanceOf(payee) - before == expected_total
 
         def record_key_spend(self, voucher, terms, delta, at):

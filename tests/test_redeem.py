@@ -5,7 +5,7 @@ import pytest
 from conftest import UNIT
 from eth_account import Account
 from eth_utils import keccak
-from protocolbanks.sdk import ChannelDomain, LaneTerms
+from protocolbanks.sdk import ChannelDomain, LaneTerms, pack_redemption_rows
 from protocolbanks.sdk.redeemed_rows import decode_redeemed_rows
 from protocolbanks.sdk.signing import SECP256K1_N
 
@@ -117,7 +117,7 @@ def test_redeem__zero_address_recovery__reverts_invalid_signature(open_channel, 
 def test_redeem_batch__many_channels_one_transfer(open_channel, channels, token, payee, stranger):
     rows = [open_channel(10 * UNIT).voucher((i + 1) * UNIT) for i in range(5)]
     before = token.balanceOf(payee)
-    tx = channels.redeemBatch(payee, token, rows, sender=stranger)
+    tx = channels.redeemBatch(payee, token, pack_redemption_rows(rows), sender=stranger)
     transfers = [log for log in tx.decode_logs(token.Transfer) if log.to == payee.address]
     assert len(transfers) == 1 and transfers[0].value == 15 * UNIT
     assert token.balanceOf(payee) - before == 15 * UNIT
@@ -128,7 +128,7 @@ def test_redeem_batch__many_channels_one_transfer(open_channel, channels, token,
 def test_redeem_batch__bad_rows_are_skipped_with_reason(open_channel, channels, token, payee):
     good, over = open_channel(10 * UNIT), open_channel(1 * UNIT)
     rows = [good.voucher(2 * UNIT), over.voucher(5 * UNIT), good.voucher(1 * UNIT, key=Account.create().key)]
-    tx = channels.redeemBatch(payee, token, rows, sender=payee)
+    tx = channels.redeemBatch(payee, token, pack_redemption_rows(rows), sender=payee)
     skipped = tx.decode_logs(channels.RedemptionSkipped)
     reasons = {(log.channelId, bytes(log.reason)) for log in skipped}
     assert reasons == {
@@ -142,8 +142,8 @@ def test_redeem_batch__bad_rows_are_skipped_with_reason(open_channel, channels, 
 def test_redeem_batch__unrecoverable_signature__is_skipped_invalid_signature(open_channel, channels, token, payee):
     good, bad = open_channel(10 * UNIT), open_channel(10 * UNIT)
     cid, amount, terms, _, _ = bad.voucher(UNIT)
-    tx = channels.redeemBatch(payee, token, [(cid, amount, terms, b"\x00" * 32, b"\x00" * 32), good.voucher(UNIT)],
-                              sender=payee)
+    rows = pack_redemption_rows([(cid, amount, terms, b"\x00" * 32, b"\x00" * 32), good.voucher(UNIT)])
+    tx = channels.redeemBatch(payee, token, rows, sender=payee)
     [skipped] = tx.decode_logs(channels.RedemptionSkipped)
     assert (skipped.channelId, bytes(skipped.reason)) == (bad.id, keccak(text="InvalidSignature()")[:4])
     assert decode_redeemed_rows(tx.decode_logs(channels.VouchersRedeemed)[0].redeemed) == [(good.id, UNIT)]
@@ -153,13 +153,21 @@ def test_redeem_batch__same_voucher_twice_in_one_batch__pays_once(open_channel, 
     channel = open_channel(10 * UNIT)
     row = channel.voucher(3 * UNIT)
     before = token.balanceOf(payee)
-    channels.redeemBatch(payee, token, [row, row], sender=payee)
+    channels.redeemBatch(payee, token, pack_redemption_rows([row, row]), sender=payee)
     assert token.balanceOf(payee) - before == 3 * UNIT
 
 
 def test_redeem_batch__empty__does_nothing(channels, token, payee):
-    tx = channels.redeemBatch(payee, token, [], sender=payee)
+    tx = channels.redeemBatch(payee, token, b"", sender=payee)
     assert tx.decode_logs(channels.VouchersRedeemed)[0].total == 0
+
+
+@pytest.mark.parametrize("cut", [1, 137, -1])
+def test_redeem_batch__not_whole_rows__reverts_malformed(open_channel, channels, token, payee, cut):
+    rows = pack_redemption_rows([open_channel(10 * UNIT).voucher(UNIT)])
+    data = rows + b"\x01" if cut == -1 else rows[:-cut]
+    with ape.reverts(channels.MalformedBatch, length=len(data)):
+        channels.redeemBatch(payee, token, data, sender=payee)
 
 
 def test_redeem_with_signature__erc1271_payer(wallet_channel, channels, domain, token, payee):

@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from protocolbanks.sdk import pack_redemption_rows
 from protocolbanks.sdk.redeemed_rows import decode_redeemed_rows, encode_redeemed_rows
 
 rows = st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.integers(min_value=0, max_value=2**80 - 1)),
@@ -22,7 +23,7 @@ def test_decode__length_not_a_multiple_of_a_row__is_refused():
 def test_contract_packs_rows_like_the_sdk(open_channel, channels, token, payee):
     opened = [open_channel(2**34) for _ in range(3)]
     amounts = [10**6, 2**33 + 5, 7 * 10**6]
-    tx = channels.redeemBatch(payee, token, [c.voucher(a) for c, a in zip(opened, amounts, strict=True)],
-                              sender=payee)
+    rows = pack_redemption_rows([c.voucher(a) for c, a in zip(opened, amounts, strict=True)])
+    tx = channels.redeemBatch(payee, token, rows, sender=payee)
     [event] = tx.decode_logs(channels.VouchersRedeemed)
     assert bytes(event.redeemed) == encode_redeemed_rows([(c.id, a) for c, a in zip(opened, amounts, strict=True)])

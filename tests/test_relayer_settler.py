@@ -9,7 +9,7 @@ from hexbytes import HexBytes
 from protocolbanks.relayer import inspection
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settler import Settler
-from protocolbanks.sdk import Voucher
+from protocolbanks.sdk import Voucher, pack_redemption_rows
 from settler_harness import Rig, open_keyed, submission, submit_all
 
 
@@ -52,7 +52,7 @@ def test_settler__threshold_batch_confirm_and_double_submission(chain, channels,
     for (c, k), amount in zip(keyed[:2], (3 * UNIT, 2 * UNIT), strict=True):
         sig = Voucher(c.id, c.terms.epoch, amount).sign(c.domain, k)
         rows.append((c.id, amount, c.terms.pack(), sig.r, sig.vs))
-    channels.redeemBatch(payee, token, rows, sender=payee)
+    channels.redeemBatch(payee, token, pack_redemption_rows(rows), sender=payee)
     assert token.balanceOf(payee) - before == 5 * UNIT
 
 
@@ -140,7 +140,8 @@ def test_settler__already_redeemed_elsewhere__simulated__nothing_sent__settled(c
                                                                              relayer_channel):
     channel, key = relayer_channel
     submit_all(rig.intake, [submission(channel, key, 3 * UNIT)])
-    channels.redeemBatch(payee, token, [channel.voucher(3 * UNIT, key=key)], sender=payee)  # the payee did it
+    # the payee did it
+    channels.redeemBatch(payee, token, pack_redemption_rows([channel.voucher(3 * UNIT, key=key)]), sender=payee)
     settler = rig.settler(payee, channels.address)
     nonce = rig.w3.eth.get_transaction_count(payee.address)
     assert settler.run_round().sent == []

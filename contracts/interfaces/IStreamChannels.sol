@@ -36,7 +36,8 @@ interface IStreamChannels {
         uint256 maxPerPayment;
     }
 
-    /// @notice One voucher to redeem.
+    /// @notice One voucher to redeem (`redeem`, `closeCooperative`). `redeemBatch` takes the same fields packed, 138
+    ///         bytes a row: channelId (32), cumulativeAmount (10, big-endian uint80), terms (32), r (32), vs (32).
     /// @param channelId The channel the voucher is for.
     /// @param cumulativeAmount Total the signer has authorised on the channel so far (base units).
     /// @param terms The packed terms of the lane the signer belongs to (see `LaneTerms`).
@@ -126,6 +127,8 @@ interface IStreamChannels {
     error ChallengePeriodActive(uint256 closesAt, uint256 nowTime);
     /// @notice The redemption window given at deployment must be positive and at most 30 days.
     error InvalidRedeemWindow(uint256 redeemWindow);
+    /// @notice `redeemBatch` rows are not a whole number of 138-byte rows.
+    error MalformedBatch(uint256 length);
 
     // ---------------------------------------------------------------- events
 

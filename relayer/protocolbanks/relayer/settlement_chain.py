@@ -14,6 +14,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 from protocolbanks.relayer.fee_policy import Fees
 from protocolbanks.relayer.revert_classifier import ALREADY_KNOWN, classify_exception
+from protocolbanks.sdk.batch_rows import pack_redemption_rows, unpack_redemption_rows
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
@@ -44,7 +45,8 @@ class SettlementChain:
         return self._chain_id
 
     def _batch(self, token: str, rows: list[Row]) -> Any:
-        return self.contract.functions.redeemBatch(self.account.address, Web3.to_checksum_address(token), rows)
+        return self.contract.functions.redeemBatch(self.account.address, Web3.to_checksum_address(token),
+                                                   pack_redemption_rows(rows))
 
     def simulate(self, token: str, rows: list[Row]) -> int:
         """What the batch would pay now (eth_call); raises with the revert data if it would revert as a whole."""
@@ -61,7 +63,8 @@ class SettlementChain:
 
     def calldata(self, token: str, rows: list[Row]) -> bytes:
         encoded = self.contract.encode_abi("redeemBatch", args=[self.account.address,
-                                                                Web3.to_checksum_address(token), rows])
+                                                                Web3.to_checksum_address(token),
+                                                                pack_redemption_rows(rows)])
         return bytes(HexBytes(encoded))
 
     def market(self) -> tuple[int, int]:
@@ -91,11 +94,7 @@ class SettlementChain:
         """Channel id -> lane terms of each row in the signed `redeemBatch` transaction `raw`."""
         data = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["data"]
         _function, arguments = self.contract.decode_function_input(HexBytes(data))
-        out = {}
-        for item in arguments["items"]:
-            channel_id, terms = (item["channelId"], item["terms"]) if isinstance(item, dict) else (item[0], item[2])
-            out[bytes(channel_id)] = int(terms)
-        return out
+        return {channel_id: terms for channel_id, _amount, terms, _r, _vs in unpack_redemption_rows(arguments["rows"])}
 
     def broadcast(self, raw: bytes) -> None:
         """Hands the signed transaction to the node; a node that already has it counts as success."""
