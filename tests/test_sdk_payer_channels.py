@@ -3,8 +3,13 @@
 import pytest
 from conftest import HOUR, UNIT
 from eth_account import Account
+from eth_utils import keccak
 from protocolbanks.sdk.payer_channels import PayerChannels, SessionKeyPolicy
 from protocolbanks.sdk.transactions import ContractCallFailed
+
+
+def selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
 
 
 @pytest.fixture
@@ -30,6 +35,22 @@ def test_open_with_approval_then_top_up(fresh_payer, payee, token):
     fresh_payer.top_up(config, 3 * UNIT)
     assert fresh_payer.state(config).deposit == 5 * UNIT
     assert token.balanceOf(fresh_payer.account.address) == 95 * UNIT
+
+
+def test_top_up__names_the_lane_only_when_a_key_holds_the_channel(chain, fresh_payer, payee, token, channels):
+    config, _ = fresh_payer.open(payee.address, token.address, 2 * UNIT)
+    w3 = chain.provider.web3
+
+    def selector_of(receipt) -> bytes:
+        return bytes(w3.eth.get_transaction(receipt["transactionHash"])["input"])[:4]
+
+    keyless = fresh_payer.top_up(config, UNIT)
+    policy = SessionKeyPolicy(total_cap=5 * UNIT, valid_until=chain.pending_timestamp + HOUR)
+    fresh_payer.grant_session_key(config, Account.create().address, policy)
+    keyed = fresh_payer.top_up(config, UNIT)
+    assert fresh_payer.state(config).deposit == 4 * UNIT
+    assert selector_of(keyless) == selector("topUp((address,address,address,bytes32),uint256)")
+    assert selector_of(keyed) == selector("topUpLane((address,address,address,bytes32),address,uint256,uint256)")
 
 
 def test_grant_rotate_revoke(chain, fresh_payer, payee, token):

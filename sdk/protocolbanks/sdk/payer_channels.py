@@ -74,9 +74,6 @@ class ChannelState:
     closes_at: int
 
 
-ZERO_ADDRESS = "0x" + "00" * 20
-
-
 class PayerChannels:
     """One payer's actions on one StreamChannels contract."""
 
@@ -131,16 +128,19 @@ class PayerChannels:
         return config, self.sender.send("open", call)
 
     def top_up(self, config: ChannelConfig, amount: int) -> Any:
-        """Adds `amount` to the deposit through `topUpLane`, naming the current lane (read for free with an
-        eth_call) so the transaction skips looking it up; if the lane changes in between, the contract still finds
-        the current one."""
+        """Adds `amount` to the deposit. A channel still in its first lane (no session key yet) takes `topUp`, which
+        finds that lane itself; any other names its current lane (read for free with an eth_call) through
+        `topUpLane`, so the transaction skips looking it up. If the lane changes in between, the contract still
+        finds the current one."""
         self._ensure_allowance(config.token, amount)
         try:
             state = self.state(config)
-            signer, terms = state.signer, state.terms.pack()
         except ContractLogicError:  # closed or unknown: the transaction's simulation names the contract's error
-            signer, terms = ZERO_ADDRESS, 0
-        call = self.contract.functions.topUpLane(config.as_tuple(), signer, terms, amount)
+            state = None
+        if state is None or (state.terms == LaneTerms.for_payer(0) and state.signer.lower() == config.payer.lower()):
+            call = self.contract.functions.topUp(config.as_tuple(), amount)
+        else:
+            call = self.contract.functions.topUpLane(config.as_tuple(), state.signer, state.terms.pack(), amount)
         return self.sender.send("topUp", call)
 
     def _ensure_allowance(self, token: str, amount: int) -> None:
