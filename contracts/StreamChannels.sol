@@ -131,11 +131,14 @@ contract StreamChannels is SessionKeys, BatchRedemption, ReentrancyGuardTransien
         nonReentrant
         returns (uint256 paid)
     {
+        if (rows.length % BATCH_ROW_BYTES != 0) revert MalformedBatch(rows.length);
         uint256 count = rows.length / BATCH_ROW_BYTES;
-        if (count * BATCH_ROW_BYTES != rows.length) revert MalformedBatch(rows.length);
         bytes memory redeemed = RedeemedRows.allocate(count);
         paid = _redeemRows(_domainSeparatorV4(), payee, token, rows, count, redeemed);
-        emit VouchersRedeemed(payee, token, paid, redeemed);
+        // emit VouchersRedeemed(payee, token, paid, redeemed), without copying hundreds of rows to encode them
+        RedeemedRows.logWith(
+            redeemed, VouchersRedeemed.selector, bytes32(uint256(uint160(payee))), bytes32(uint256(uint160(token))), paid
+        );
         if (paid != 0) IERC20(token).safeTransfer(payee, paid);
     }
 
