@@ -8,12 +8,14 @@ import {RedeemedRows} from "./libraries/RedeemedRows.sol";
 
 /// @title BatchRedemption
 /// @notice The loop of `redeemBatch`: hundreds of vouchers a transaction, each checked against its own lane.
-/// @dev Each row first takes a fast path for the common case — a valid signature from the channel's current
-///      signer, within every cap, or an already redeemed voucher — written in assembly because it runs hundreds
-///      of times a transaction. Any other outcome (bad signature, retired or unknown lane, a broken rule) changes
-///      nothing there and hands the row to `_applyVoucher`, the reference rules shared with `redeem`, which
-///      applies it or reports why not. `tests/test_batch_fast_path.py` checks that a batch of one ends exactly
-///      like `redeem` (money, state, reason) over generated scenarios.
+/// @dev Two passes. The first recovers every row's signer (OpenZeppelin's ECDSA; recovery depends only on the row
+///      and the domain, so doing it first changes no outcome). The second applies the rows in order on a fast
+///      path for the common case — the lane's current signer, within the expiry, deposit, total and period caps —
+///      written in assembly because it runs hundreds of times a transaction. The first row it cannot settle (a
+///      bad signature, a retired or unknown lane, a broken rule, an already redeemed voucher) changes nothing
+///      there and goes to `_applyVoucher`, the reference rules shared with `redeem`, which applies it or reports
+///      why not; the fast path then resumes after it. `tests/test_batch_fast_path.py` checks that a batch of one
+///      ends exactly like `redeem`, and a batch of many like `redeem` of each row in turn.
 ///
 ///      The hashes' inputs that are the same for every row (the voucher type hash, the EIP-712 prefix and domain
 ///      separator, the payee and the token) are written once into a buffer of `BUFFER_BYTES`; a row writes only
