@@ -151,7 +151,7 @@ abstract contract BatchRedemption is VoucherRedemption {
     /// @dev Recovers the signer of every row in [at, end) (0 for an invalid signature) into consecutive words
     ///      from `out`. Recovery depends on nothing but the row and the domain, so doing it first changes no
     ///      outcome.
-    function _recoverSigners(uint256 buffer, uint256 at, uint256 end, uint256 out) private view {
+    function _recoverSigners(uint256 buffer, uint256 at, uint256 end, uint256 out) private pure {
         for (; at != end;) {
             bytes32 digest;
             uint8 v;
