@@ -4,8 +4,9 @@ Examples:
   ape run deploy --network ethereum:local:foundry            # local anvil, also deploys a mock USDC
   ape run deploy --network ethereum:sepolia:node --account deployer --redeem-window 3600 --dry-run
 
-Re-running is idempotent: a contract already recorded for this chain, with code at its address and the same
-constructor arguments, is reused. `--dry-run` prints what would be deployed and writes nothing.
+Re-running is idempotent: a contract already recorded for this chain, with code at its address, the same
+constructor arguments and the same build (creation bytecode hash), is reused; otherwise the script says why and
+deploys it afresh. `--dry-run` prints what would be deployed and writes nothing.
 """
 
 from __future__ import annotations

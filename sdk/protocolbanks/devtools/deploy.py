@@ -10,8 +10,6 @@ from typing import Any
 
 from protocolbanks.sdk.deployments import ContractDeployment, DeploymentError, DeploymentRecord
 
-COMPILER = "solc 0.8.28 (solc-js), optimizer 200 runs, via-IR, evm cancun"
-
 
 @dataclass(frozen=True)
 class DeployPlan:
@@ -31,10 +29,32 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _reusable(chain: Any, entry: ContractDeployment | None, args: list[Any]) -> bool:
-    if entry is None or entry.constructor_args != args:
-        return False
-    return len(chain.provider.get_code(entry.address)) > 0
+def compiler_settings(project: Any) -> str:
+    """The compiler and settings the project builds with (ape-config.yaml), as recorded with a deployment."""
+    solidity = project.config.get_config("solidity")
+    optimizer = f"optimizer {solidity.optimization_runs:,} runs" if solidity.optimize else "optimizer off"
+    return (f"solc {solidity.version} (solc-js), {optimizer}, {'via-IR' if solidity.via_ir else 'legacy'}, "
+            f"evm {solidity.evm_version}")
+
+
+def build_hash(contract_type: Any) -> str:
+    """keccak256 of a contract's creation bytecode: the same build deploys the same code."""
+    from eth_utils import keccak
+
+    return "0x" + keccak(hexstr=contract_type.deployment_bytecode.bytecode).hex()
+
+
+def _why_not_reusable(chain: Any, entry: ContractDeployment | None, args: list[Any], build: str) -> str | None:
+    """None if the recorded deployment can be reused; else why it cannot."""
+    if entry is None:
+        return "not deployed yet"
+    if entry.constructor_args != args:
+        return f"recorded with constructor arguments {entry.constructor_args}, now {args}"
+    if len(chain.provider.get_code(entry.address)) == 0:
+        return f"no code at the recorded address {entry.address}"
+    if entry.build_hash != build:
+        return f"the contract at {entry.address} was built from other code ({entry.build_hash or 'unrecorded'})"
+    return None
 
 
 def deploy_contracts(plan: DeployPlan, *, account: Any, ecosystem: str, network: str,
@@ -55,20 +75,26 @@ def deploy_contracts(plan: DeployPlan, *, account: Any, ecosystem: str, network:
     if plan.with_mock_token:
         wanted.append(("MockUSDC", []))
     changed = False
+    compiler = compiler_settings(project)
     for name, args in wanted:
         entry = record.contracts.get(name)
-        if _reusable(chain, entry, args):
+        container = getattr(project, name)
+        build = build_hash(container.contract_type)
+        reason = _why_not_reusable(chain, entry, args, build)
+        if reason is None:
             log(f"reusing {name} at {entry.address}")  # type: ignore[union-attr,unused-ignore]
             continue
+        if entry is not None:
+            log(f"{name}: {reason}")
         if plan.dry_run:
             log(f"would deploy {name}({', '.join(map(str, args))}) from {account.address}")
             continue
         log(f"deploying {name}({', '.join(map(str, args))}) from {account.address} ...")
-        instance = account.deploy(getattr(project, name), *args)
+        instance = account.deploy(container, *args)
         receipt = instance.creation_metadata.receipt
         record.contracts[name] = ContractDeployment(
             address=instance.address, tx_hash=receipt.txn_hash, block=receipt.block_number,
-            constructor_args=args, compiler=COMPILER,
+            constructor_args=args, compiler=compiler, build_hash=build,
         )
         log(f"deployed {name} at {instance.address} (block {receipt.block_number}, gas {receipt.gas_used:,})")
         changed = True

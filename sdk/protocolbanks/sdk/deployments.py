@@ -22,6 +22,7 @@ class ContractDeployment:
     block: int
     constructor_args: list[Any]
     compiler: str
+    build_hash: str = ""  # keccak256 of the creation bytecode deployed (without constructor arguments)
 
 
 @dataclass
