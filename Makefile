@@ -30,7 +30,7 @@ test-anvil: compile
 	@$(ENV) PB_ON_ANVIL=1 ape test tests $(PYTEST_FLAGS) --network ethereum:local:foundry
 
 test-long: compile
-	@$(ENV) PB_LONG=1 ape test tests/test_invariants.py $(PYTEST_FLAGS)
+	@$(ENV) PB_LONG=1 ape test tests/test_invariants.py tests/test_batch_fast_path.py $(PYTEST_FLAGS)
 
 slither: compile
 	@$(ENV) python toolchain/run_slither.py
