@@ -113,6 +113,32 @@ def test_top_up__adds_to_deposit_from_anyone(open_channel, channels, stranger):
     assert channel.state().deposit == 7 * UNIT
 
 
+def test_top_up__channel_a_session_key_holds__credits_its_current_lane(open_channel, channels, payer, chain):
+    channel = open_channel(5 * UNIT)
+    channel.grant(Account.create().key, total_cap=3 * UNIT, now=chain.pending_timestamp)
+    tx = channels.topUp(channel.config, 2 * UNIT, sender=payer)  # the first lane is empty: found via the control record
+    assert tx.decode_logs(channels.ChannelToppedUp)[0].deposit == 7 * UNIT
+    state = channel.state()
+    assert (state.deposit, channels.lanes(state.laneId)) == (7 * UNIT, 7 * UNIT << 80)
+
+
+def test_open__contract_that_is_not_a_token__reverts_invalid_token(project, deployer, channels, payer, payee):
+    not_a_token = deployer.deploy(project.MockSmartWallet, payer)  # has code, answers no balanceOf
+    with ape.reverts(channels.InvalidToken, token=not_a_token.address):
+        channels.open(payee, not_a_token, b"\x31" * 32, UNIT, sender=payer)
+
+
+def test_channel_id_of__dirty_address_bits__reverts_like_the_abi_decoder(chain, open_channel, channels):
+    channel = open_channel(UNIT)
+    calldata = bytes(channels.channelIdOf.encode_input(channel.config))
+    assert bytes(chain.provider.web3.eth.call({"to": channels.address, "data": calldata})) == channel.id
+    for word in range(3):  # payer, payee, token: set a bit above the address's 160
+        dirty = bytearray(calldata)
+        dirty[4 + 32 * word] |= 0x01
+        with pytest.raises(Exception):  # noqa: B017 (empty revert data, as for any malformed call)
+            chain.provider.web3.eth.call({"to": channels.address, "data": bytes(dirty)})
+
+
 def test_top_up__unknown_channel__reverts(channels, payer, payee, token):
     config = (payer.address, payee.address, token.address, b"\xee" * 32)
     with ape.reverts(channels.ChannelNotFound):
