@@ -10,6 +10,7 @@ from protocolbanks.relayer import inspection
 from protocolbanks.relayer.intake import VoucherIntake
 from protocolbanks.relayer.metrics import RelayerMetrics
 from protocolbanks.relayer.retry_backoff import Backoff
+from protocolbanks.relayer.row_verdicts import STALE_TERMS_RETRIES
 from protocolbanks.relayer.settlement_policy import SettlementPolicy
 from protocolbanks.relayer.settlement_receipts import read_redemptions
 from protocolbanks.relayer.settler import Settler
@@ -55,12 +56,23 @@ def test_permanently_refused_rows__skipped_on_chain__recorded__others_paid(chain
 
     [shown] = inspection.settlements(rig.store, failed_only=True)
     errors = {item["channelId"]: item["error"] for item in shown["failedItems"]}
-    assert errors["0x" + forged.id.hex()] == "InvalidSignature"
-    assert errors["0x" + stranger_signed.id.hex()].startswith("UnknownLane: no other lane terms")
+    assert errors == {"0x" + forged.id.hex(): "InvalidSignature"}  # refused for good at once
     progress = rig.store.progress()
     assert progress[forged.id].unsettled == 4 * UNIT and progress[good_a.id].unsettled == 0
     assert failures_metric(metrics, "permanent", "InvalidSignature") == 1
+    # No lane for the stranger's voucher and no other terms known: the chain view may be a poll behind the node,
+    # so the row is looked at again after a backoff, STALE_TERMS_RETRIES times, and then given up.
+    for _ in range(STALE_TERMS_RETRIES):
+        assert failures_metric(metrics, "permanent", "UnknownLane") == 0
+        rig.clock.now += 3600
+        settler.run_round()
+    assert failures_metric(metrics, "transient", "UnknownLane") == STALE_TERMS_RETRIES
     assert failures_metric(metrics, "permanent", "UnknownLane") == 1
+    failed = {item["channelId"]: item["error"]
+              for shown in inspection.settlements(rig.store, failed_only=True) for item in shown["failedItems"]}
+    error = failed["0x" + stranger_signed.id.hex()]
+    assert error.startswith("UnknownLane") and error.endswith("no other lane terms known for the voucher's epoch")
+    assert rig.store.progress()[stranger_signed.id].unsettled == UNIT
 
     rig.clock.now += 10**6  # however long it waits, a refused voucher is not sent again
     assert settler.run_round().sent == []
@@ -97,6 +109,28 @@ def test_stale_terms__skipped__refreshed_from_the_chain_cache__sent_again(chain,
     assert second.settlement_id != first.settlement_id
     assert settler.confirm_sent() == 1
     assert token.balanceOf(payee) - before == 3 * UNIT and rig.store.progress()[stale.id].unsettled == 0
+
+
+def test_freeze_moments_before_the_batch__chain_view_behind__settled_once_it_catches_up(chain, channels, open_channel,
+                                                                                     payee, payer, guardian, token,
+                                                                                     rig):
+    """The Sentinel's freeze moves the lane a moment before a batch is built: the node says UnknownLane while the
+    chain view still holds the old terms. The row is looked at again after a backoff, with the frozen lane's terms
+    once the view has them, and paid — not given up (the demo's runaway channel, seen once in CI)."""
+    channel, key = open_keyed(chain, open_channel)
+    rig.cache.poll()
+    assert submit_all(rig.intake, [submission(channel, key, 3 * UNIT)])[0].status == "accepted"
+    channels.setGuardian(guardian, sender=payer)
+    channels.freeze(channel.config, sender=guardian)  # the chain view is not polled: it is behind
+    settler = rig.settler(payee, channels.address)
+    before = token.balanceOf(payee)
+    assert settler.run_round().sent == []  # simulated: UnknownLane, nothing sent
+    assert rig.store.progress()[channel.id].unsettled == 3 * UNIT
+    rig.cache.poll()
+    rig.clock.now += 60  # past the backoff
+    [sent] = settler.run_round().sent
+    assert settler.confirm_sent() == 1
+    assert token.balanceOf(payee) - before == 3 * UNIT and rig.store.progress()[channel.id].unsettled == 0
 
 
 class SwitchableProvider(BaseProvider):
