@@ -68,7 +68,7 @@ abstract contract BatchRedemption is VoucherRedemption {
             uint256 delta = _redeemSlowRow(payee, token, signer, at);
             if (delta != 0) {
                 assembly ("memory-safe") {
-                    // RedeemedRows.append: the row's first 42 bytes are the channel id and the amount already
+                    // a `RedeemedRows` row: the batch row's first 42 bytes are the channel id and the amount already
                     mstore(cursor, calldataload(at))
                     mstore(add(cursor, 0x20), shl(176, shr(176, calldataload(add(at, 0x20)))))
                     cursor := add(cursor, 42)
@@ -122,7 +122,7 @@ abstract contract BatchRedemption is VoucherRedemption {
                 if gt(mul(period, periodic), and(shl(80, terms), PERIOD_SPENT)) { break } // above the period cap
                 // LaneRecord.pack(cumulative, deposit, spent, index); amounts are below 2^80 (10 bytes)
                 sstore(slot, or(or(cumulative, and(record, DEPOSIT)), mul(or(period, shl(240, index)), periodic)))
-                // RedeemedRows.append(redeemed, channelId, cumulative)
+                // a `RedeemedRows` row: channel id, then the new redeemed amount in 10 bytes
                 mstore(cursor, channelId)
                 mstore(add(cursor, 0x20), shl(176, cumulative))
                 cursor := add(cursor, 42)

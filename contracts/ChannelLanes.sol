@@ -79,6 +79,11 @@ abstract contract ChannelLanes is IStreamChannels {
     ///      `laneIdOf(channelId, payee, token, payer, LaneTerms.forPayer(0))`, hashed straight from calldata.
     function _firstLaneOf(ChannelConfig calldata config) internal pure returns (bytes32 channelId, bytes32 laneId) {
         channelId = channelIdOf(config); // checks the three addresses
+        laneId = _firstLaneId(config, channelId);
+    }
+
+    /// @dev `_firstLaneOf` for a caller that has `channelId = channelIdOf(config)` already.
+    function _firstLaneId(ChannelConfig calldata config, bytes32 channelId) private pure returns (bytes32 laneId) {
         uint256 terms = LaneTerms.forPayer(0);
         assembly ("memory-safe") {
             let m := mload(0x40)
@@ -102,7 +107,7 @@ abstract contract ChannelLanes is IStreamChannels {
         if (laneId == bytes32(0)) {
             signer = config.payer;
             terms = LaneTerms.forPayer(0);
-            laneId = laneIdOf(channelId, config.payee, config.token, signer, terms);
+            laneId = _firstLaneId(config, channelId);
         } else {
             signer = control.signer;
             terms = control.terms;

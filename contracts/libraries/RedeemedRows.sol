@@ -5,9 +5,9 @@ pragma solidity 0.8.28;
 /// @notice The packed list a `VouchersRedeemed` event carries: for each voucher that moved money, the channel id
 ///         (32 bytes) followed by the channel's new redeemed amount (10 bytes, big-endian uint80) — 42 bytes a row,
 ///         against 64 for two ABI arrays, because log data costs 8 gas a byte on every batch row.
-/// @dev Built in memory with one allocation per batch; `append` writes a full word for the amount, so the buffer
-///      keeps 22 spare bytes past the last row. Amounts always fit: a redeemed amount never exceeds a deposit,
-///      which is at most `LaneTerms.MAX_AMOUNT` (2^80 - 1).
+/// @dev Built in memory with one allocation per batch (`BatchRedemption` appends the rows); a row's amount is
+///      written as a full word, so the buffer keeps 22 spare bytes past the last row. Amounts always fit: a
+///      redeemed amount never exceeds a deposit, which is at most `LaneTerms.MAX_AMOUNT` (2^80 - 1).
 library RedeemedRows {
     /// @notice Bytes per row: channel id (32) and redeemed amount (10).
     uint256 internal constant ROW_BYTES = 42;
@@ -33,17 +33,6 @@ library RedeemedRows {
             mstore(data, amount)
             mstore(add(data, 0x20), 0x40)
             log3(data, add(0x60, and(add(mload(rows), 31), not(31))), signature, topic1, topic2)
-        }
-    }
-
-    /// @notice Appends one row; the caller guarantees room (at most `capacity` appends) and `redeemed < 2^80`.
-    function append(bytes memory rows, bytes32 channelId, uint256 redeemed) internal pure {
-        assembly ("memory-safe") {
-            let length := mload(rows)
-            let at := add(add(rows, 0x20), length)
-            mstore(at, channelId)
-            mstore(add(at, 0x20), shl(176, redeemed))
-            mstore(rows, add(length, 42))
         }
     }
 
