@@ -1,5 +1,6 @@
 """Everyday channel operations for integrators, against the contracts recorded in deployments/.
 
+  ape run channel mint --network ethereum:local:foundry --account payer --to 0x… --amount 100000000   # mock only
   ape run channel open --network ethereum:local:foundry --account payer --payee 0x… --amount 5000000
   ape run channel grant --network … --account payer --salt 0x… --payee 0x… --key-file agent.key.json \\
       --total-cap 50000000 --period-cap 20000000 --period 3600 --valid-for 86400 --max-per-payment 1000000
@@ -9,7 +10,10 @@
   ape run channel redeem --network … --account merchant --payee 0x… voucher.json [more.json …]
 
 Amounts are token base units (5000000 = 5 U of a 6-decimal token). Key files are eth-account keystores
-(scrypt-encrypted); their passphrase comes from $PB_KEY_PASSPHRASE.
+(scrypt-encrypted); their passphrase comes from $PB_KEY_PASSPHRASE. Contract addresses come from the deployment
+record in deployments/ (or $PB_DEPLOYMENTS_DIR). Each command connects to the network given; on a local chain,
+start anvil first (`anvil` in another terminal) so the commands share one chain — otherwise ape-foundry starts a
+fresh anvil for each command and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ amount_option = click.option("--amount", type=click.IntRange(min=1), required=Tr
 
 
 def contracts(ecosystem, network):
-    path = DeploymentRecord.path_for(Path("deployments"), ecosystem.name, network.name)
+    directory = Path(os.environ.get("PB_DEPLOYMENTS_DIR", "deployments"))
+    path = DeploymentRecord.path_for(directory, ecosystem.name, network.name)
     try:
         record = DeploymentRecord.load(path)
     except DeploymentError as exc:
@@ -57,6 +62,9 @@ def named_reverts():
             raw = ast.literal_eval(raw)
         elif isinstance(raw, str) and raw.startswith("custom error 0x"):
             raw = bytes.fromhex(raw.split("0x", 1)[1].replace(": ", "").replace(":", ""))
+        elif isinstance(raw, str) and raw.startswith("0x"):  # raw revert data (e.g. the token's own error)
+            with contextlib.suppress(ValueError):
+                raw = bytes.fromhex(raw[2:])
         decoded = decode_revert(raw) if isinstance(raw, bytes) else None
         raise click.ClickException(f"the contract refused: {decoded or type(exc).__name__ + ': ' + str(exc)}") \
             from exc
@@ -101,6 +109,20 @@ def reverts_named(command):
             return command(*args, **kwargs)
 
     return wrapper
+
+
+@cli.command(cls=ConnectedProviderCommand)
+@account_option()
+@click.option("--to", "recipient", type=address, required=True)
+@amount_option
+@reverts_named
+def mint(ecosystem, network, account, recipient, amount):
+    """Mint AMOUNT of the recorded MockUSDC to TO (a local or test chain's mock token: anyone may mint it)."""
+    _, mock = contracts(ecosystem, network)
+    if mock is None:
+        raise click.ClickException("no MockUSDC is recorded for this network: only a mock token can be minted")
+    project.MockUSDC.at(mock).mint(recipient, amount, sender=account)
+    click.echo(f"minted {amount} base units of {mock} to {recipient}")
 
 
 @cli.command(cls=ConnectedProviderCommand)
@@ -204,11 +226,13 @@ def redeem(ecosystem, network, account, payee, token, files):
     """Redeem voucher FILES for PAYEE in one transaction (rows that fail are skipped and reported)."""
     channels, mock = contracts(ecosystem, network)
     try:
-        rows = [SignedVoucher.from_json(path.read_text()).redemption() for path in files]
-    except VoucherFormatError as exc:
+        rows = pack_redemption_rows(SignedVoucher.from_json(path.read_text()).redemption() for path in files)
+    except (VoucherFormatError, ValueError) as exc:  # a malformed file, or an amount no channel can hold
         raise click.ClickException(str(exc)) from exc
-    tx = channels.redeemBatch(payee, token or mock, pack_redemption_rows(rows), sender=account)
+    tx = channels.redeemBatch(payee, token or mock, rows, sender=account)
     total = tx.decode_logs(channels.VouchersRedeemed)[0].total
     for skipped in tx.decode_logs(channels.RedemptionSkipped):
-        click.echo(f"skipped {skipped.channelId.hex()}: reason {skipped.reason.hex()}")
+        reason = bytes(skipped.reason)
+        named = decode_revert(reason)
+        click.echo(f"skipped {skipped.channelId.hex()}: {named.name if named else '0x' + reason.hex()}")
     click.echo(f"redeemed {total} base units in {tx.txn_hash} (gas {tx.gas_used:,})")

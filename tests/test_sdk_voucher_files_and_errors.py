@@ -53,6 +53,15 @@ def test_decode_revert__names_error_and_arguments():
     assert str(decoded) == "VoucherExceedsDeposit(cumulativeAmount=7, deposit=5)"
 
 
+def test_decode_revert__token_and_solidity_errors_are_named_too():
+    sender = "0x" + "ab" * 20
+    data = keccak(text="ERC20InsufficientBalance(address,uint256,uint256)")[:4] + encode(
+        ["address", "uint256", "uint256"], [sender, 0, 5_000_000])
+    assert str(decode_revert(data)) == f"ERC20InsufficientBalance(sender={sender}, balance=0, needed=5000000)"
+    message = keccak(text="Error(string)")[:4] + encode(["string"], ["paused"])
+    assert str(decode_revert(message)) == "Error(message=paused)"
+
+
 def test_decode_revert__unknown_selector__returns_none():
     assert decode_revert(b"\xde\xad\xbe\xef") is None
 
