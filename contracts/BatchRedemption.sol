@@ -69,8 +69,7 @@ abstract contract BatchRedemption is VoucherRedemption {
             if (delta != 0) {
                 assembly ("memory-safe") {
                     // a `RedeemedRows` row: the batch row's first 42 bytes are the channel id and the amount already
-                    mstore(cursor, calldataload(at))
-                    mstore(add(cursor, 0x20), shl(176, shr(176, calldataload(add(at, 0x20)))))
+                    calldatacopy(cursor, at, 42)
                     cursor := add(cursor, 42)
                 }
                 paid += delta;

@@ -18,7 +18,6 @@ fresh anvil for each command and stops it afterwards.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import json
 import os
@@ -33,6 +32,7 @@ from eth_account import Account
 from protocolbanks.sdk import ChannelDomain, LaneTerms, Voucher, channel_id_of, pack_redemption_rows
 from protocolbanks.sdk.contract_errors import decode_revert
 from protocolbanks.sdk.deployments import DeploymentError, DeploymentRecord
+from protocolbanks.sdk.transactions import revert_data
 from protocolbanks.sdk.vouchers_file import SignedVoucher, VoucherFormatError
 
 address = click.STRING
@@ -57,15 +57,8 @@ def named_reverts():
     try:
         yield
     except ContractLogicError as exc:
-        raw = getattr(exc, "revert_message", "") or ""
-        if isinstance(raw, str) and raw[:2] in ("b'", 'b"'):
-            raw = ast.literal_eval(raw)
-        elif isinstance(raw, str) and raw.startswith("custom error 0x"):
-            raw = bytes.fromhex(raw.split("0x", 1)[1].replace(": ", "").replace(":", ""))
-        elif isinstance(raw, str) and raw.startswith("0x"):  # raw revert data (e.g. the token's own error)
-            with contextlib.suppress(ValueError):
-                raw = bytes.fromhex(raw[2:])
-        decoded = decode_revert(raw) if isinstance(raw, bytes) else None
+        data = revert_data(exc)
+        decoded = decode_revert(data) if data else None
         raise click.ClickException(f"the contract refused: {decoded or type(exc).__name__ + ': ' + str(exc)}") \
             from exc
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_utils import keccak
 from protocolbanks.sdk.deployments import ContractDeployment, DeploymentError, DeploymentRecord
 
 
@@ -39,8 +40,6 @@ def compiler_settings(project: Any) -> str:
 
 def build_hash(contract_type: Any) -> str:
     """keccak256 of a contract's creation bytecode: the same build deploys the same code."""
-    from eth_utils import keccak
-
     return "0x" + keccak(hexstr=contract_type.deployment_bytecode.bytecode).hex()
 
 
